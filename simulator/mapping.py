@@ -1,0 +1,251 @@
+"""Map a layer onto the hardware: folds, reuse and tiles as struct-of-arrays numpy.
+
+A *fold* is one spatial mapping of the systolic array (:mod:`simulator.dataflows`). For every
+fold this module computes, vectorised over all folds at once:
+
+* its closed-form cycles and MACs, and the SRAM reads/writes of each operand (in elements);
+* which operand data must come from DRAM first (reuse model below), and what it writes back.
+
+**Reuse model** (per operand, given the fold loop order of the dataflow). An input operand
+whose fold slice changes with the *inner* loop only (e.g. the ifmap in ``ws``) is fetched once
+if the whole operand fits in one tile's share of its buffer (half, when double buffered) and
+then stays resident; otherwise it is re-fetched on every outer iteration. A slice that changes
+with the outer loop only (the ifmap in ``os``) is fetched once per outer iteration if it fits,
+else on every fold. A slice that changes with both is fetched once, on its fold. When the
+reduction dimension K is mapped spatially (``ws``, ``is``) partial sums of an output slice
+accumulate in the ofmap buffer over the inner loop if that slice fits (at ``acc_bits``), and
+the final outputs leave once; if not, every fold spills its partial sums and the next reads
+them back. Bytes of a slice are its share of the tensor's *unique* bytes (the ifmap before
+im2col expansion), at the operand's bit width, packed.
+
+**Tiles.** Consecutive folds are grouped into tiles: a new tile starts whenever one operand's
+DRAM stream crosses a multiple of that operand's tile capacity, so a tile holds about one
+buffer half of new data per operand. The SimPy engine double-buffers at tile granularity.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+
+from simulator.components.memory import Sram
+from simulator.components.pe_array import SystolicArray
+from simulator.components.vector import Simd
+from simulator.errors import MappingError
+from simulator.workload import Layer
+
+OPERAND_DIMS = {"ifmap": ("M", "K"), "filter": ("K", "N"), "ofmap": ("M", "N")}
+
+
+@dataclass(frozen=True, slots=True)
+class TileSchedule:
+    """One entry per tile; all arrays are int64 and of equal length.
+
+    ``busy_cycles``: cycles the compute unit is busy on the tile (closed form, stretched when an
+    SRAM port is too narrow). ``*_load_bytes``: DRAM -> SRAM bytes needed before the tile runs
+    (``psum`` = spilled partial sums read back into the ofmap buffer). ``store_bytes``: ofmap
+    bytes written to DRAM after the tile.
+    """
+
+    busy_cycles: np.ndarray
+    ifmap_load_bytes: np.ndarray
+    filter_load_bytes: np.ndarray
+    psum_load_bytes: np.ndarray
+    store_bytes: np.ndarray
+
+    @property
+    def n_tiles(self) -> int:
+        return int(self.busy_cycles.shape[0])
+
+
+@dataclass(frozen=True, slots=True)
+class LayerMapping:
+    """A mapped layer: its tiles and the layer-level closed-form figures."""
+
+    layer: Layer
+    unit: str
+    tiles: TileSchedule
+    compute_cycles: int
+    folds: int
+    mapping_efficiency: float
+    counts: Mapping[str, int]
+    loop_outer: str = ""
+
+
+def _chunks(size: int, lanes: int) -> np.ndarray:
+    n = -(-size // lanes)
+    out = np.full(n, lanes, dtype=np.int64)
+    out[-1] = size - lanes * (n - 1)
+    return out
+
+
+def _to_int(values: np.ndarray) -> np.ndarray:
+    """Round a float array to int64 so that every prefix sum is rounded, not each entry."""
+    cum = np.rint(np.cumsum(values, dtype=np.float64)).astype(np.int64)
+    return np.diff(cum, prepend=0)
+
+
+def _tile_starts(streams: list[tuple[np.ndarray, float]], n: int) -> np.ndarray:
+    """Fold indices where a new tile starts: an operand stream crosses its tile capacity."""
+    new = np.zeros(n, dtype=bool)
+    new[0] = True
+    for data, cap in streams:
+        if not math.isfinite(cap) or not data.any():
+            continue
+        chunk = np.ceil(np.cumsum(data) / cap).astype(np.int64)
+        new[1:] |= chunk[1:] != chunk[:-1]
+    return np.flatnonzero(new)
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """Per-fold arrays of one loop order (one GEMM of the layer)."""
+
+    outer: str
+    busy: np.ndarray
+    loads: dict[str, np.ndarray]
+    elems: dict[str, np.ndarray]
+    ofmap_reads: np.ndarray
+    used: np.ndarray
+
+    @property
+    def dram_bytes(self) -> float:
+        return float(sum(v.sum() for v in self.loads.values()))
+
+
+def _plan(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram], outer_dim: str,
+          bits: Mapping[str, int]) -> _Plan:
+    """Fold arrays, DRAM loads/stores and SRAM counts for one loop order (module docstring)."""
+    p, df = array.params, array.dataflow
+    size = {"M": layer.M, "K": layer.K, "N": layer.N}
+    lanes = {df.rows: array.rows, df.cols: array.cols}
+    inner_dim = df.cols if outer_dim == df.rows else df.rows
+    outer, inner = _chunks(size[outer_dim], lanes[outer_dim]), _chunks(size[inner_dim],
+                                                                       lanes[inner_dim])
+    n_o, n_i = len(outer), len(inner)
+    ext = {outer_dim: np.repeat(outer, n_i), inner_dim: np.tile(inner, n_o),
+           df.stream: np.full(n_o * n_i, size[df.stream], dtype=np.int64)}
+    i_idx = np.tile(np.arange(n_i), n_o)
+    o_idx = np.repeat(np.arange(n_o), n_i)
+    first = {"inner": i_idx == 0, "outer": o_idx == 0}
+    last = {"inner": i_idx == n_i - 1, "outer": o_idx == n_o - 1}
+    ones = np.ones(n_o * n_i, dtype=bool)
+    unique = {"ifmap": layer.ifmap_elements, "filter": layer.filter_elements,
+              "ofmap": layer.ofmap_elements}
+    elems, slice_bytes, whole = {}, {}, {}
+    for op, (a, b) in OPERAND_DIMS.items():
+        elems[op] = ext[a] * ext[b]
+        whole[op] = unique[op] / layer.count * bits[op] / 8
+        slice_bytes[op] = whole[op] * elems[op] / (size[a] * size[b])
+
+    loads = {}
+    for op in ("ifmap", "filter"):
+        cap, dims = buffers[op].tile_bytes, OPERAND_DIMS[op]
+        if outer_dim in dims and inner_dim in dims:
+            mask = ones
+        elif outer_dim in dims:
+            mask = first["inner"] if slice_bytes[op].max() <= cap else ones
+        else:
+            mask = first["outer"] if whole[op] <= cap else ones
+        loads[op] = np.where(mask, slice_bytes[op], 0.0)
+
+    final = slice_bytes["ofmap"]
+    psum_bytes = elems["ofmap"] * (p.acc_bits / 8)
+    reads = np.zeros_like(elems["ofmap"])
+    zero = np.zeros_like(final)
+    if df.stream == "K":  # os: each fold finishes its outputs
+        loads["store"], loads["psum"] = final, zero
+        port_bits = elems["ofmap"] * bits["ofmap"]
+    else:  # K is spatial: partial sums accumulate over the loop that walks K
+        loop = "inner" if inner_dim == "K" else "outer"
+        reads = np.where(first[loop], 0, elems["ofmap"])
+        held = psum_bytes.max() if loop == "inner" else layer.M * layer.N * p.acc_bits / 8
+        if held <= buffers["ofmap"].tile_bytes:
+            loads["store"], loads["psum"] = np.where(last[loop], final, 0.0), zero
+        else:
+            loads["store"] = np.where(last[loop], final, psum_bytes)
+            loads["psum"] = np.where(first[loop], 0.0, psum_bytes)
+        port_bits = (elems["ofmap"] + reads) * p.acc_bits
+
+    busy = np.full(n_o * n_i, array.fold_cycles(size[df.stream]), dtype=np.int64)
+    for op, bits_moved in (("ifmap", elems["ifmap"] * bits["ifmap"]),
+                           ("filter", elems["filter"] * bits["filter"]), ("ofmap", port_bits)):
+        bw = buffers[op].bits_per_cycle
+        if math.isfinite(bw):
+            busy = np.maximum(busy, np.ceil(bits_moved / bw).astype(np.int64))
+    return _Plan(outer_dim, busy, loads, elems, reads, ext[df.rows] * ext[df.cols])
+
+
+def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram]) -> LayerMapping:
+    """Fold a GEMM layer onto a systolic array and group the folds into tiles.
+
+    Of the two fold loop orders (either spatial dimension outermost) the one that moves fewer
+    DRAM bytes is taken; on a tie, the dataflow's default (:mod:`simulator.dataflows`).
+    """
+    p, df = array.params, array.dataflow
+    a_bits = layer.act_bits or p.act_bits
+    w_bits = layer.weight_bits or p.weight_bits
+    bits = {"ifmap": a_bits, "filter": w_bits if layer.filter_is_weight else a_bits,
+            "ofmap": a_bits}
+    other = df.cols if df.outer == df.rows else df.rows
+    plans = [_plan(layer, array, buffers, d, bits) for d in (df.outer, other)]
+    plan = min(plans, key=lambda pl: pl.dram_bytes)  # stable: default order wins ties
+
+    reps = layer.count
+    busy = np.tile(plan.busy, reps)
+    fold = array.fold_cycles({"M": layer.M, "K": layer.K, "N": layer.N}[df.stream])
+    busy[-1] -= 1  # SCALE-Sim counts cycles from zero: a layer takes folds * fold - 1
+    folds = len(plan.busy) * reps
+    cols = {k: np.tile(v, reps) for k, v in plan.loads.items()}
+    starts = _tile_starts([(cols["ifmap"], buffers["ifmap"].tile_bytes),
+                           (cols["filter"], buffers["filter"].tile_bytes),
+                           (cols["psum"] + cols["store"], buffers["ofmap"].tile_bytes)], folds)
+    tiles = TileSchedule(
+        busy_cycles=np.add.reduceat(busy, starts),
+        ifmap_load_bytes=_to_int(np.add.reduceat(cols["ifmap"], starts)),
+        filter_load_bytes=_to_int(np.add.reduceat(cols["filter"], starts)),
+        psum_load_bytes=_to_int(np.add.reduceat(cols["psum"], starts)),
+        store_bytes=_to_int(np.add.reduceat(cols["store"], starts)))
+    counts = {
+        "sram_ifmap_reads": int(plan.elems["ifmap"].sum()) * reps,
+        "sram_filter_reads": int(plan.elems["filter"].sum()) * reps,
+        "sram_ofmap_writes": int(plan.elems["ofmap"].sum()) * reps,
+        "sram_ofmap_reads": int(plan.ofmap_reads.sum()) * reps,
+    }
+    return LayerMapping(layer, array.name, tiles, compute_cycles=folds * fold - 1, folds=folds,
+                        mapping_efficiency=int(plan.used.sum()) * reps / (folds * array.n_pes),
+                        counts=counts, loop_outer=plan.outer)
+
+
+def map_vector(layer: Layer, unit: Simd, buffers: Mapping[str, Sram],
+               act_bits: int) -> LayerMapping:
+    """Split a pooling/element-wise layer into tiles that fit the ifmap and ofmap buffers."""
+    bits = layer.act_bits or act_bits
+    in_bytes = layer.ifmap_elements * bits / 8
+    out_bytes = layer.ofmap_elements * bits / 8
+    cycles = -(-layer.vector_ops // unit.lanes)
+    n = max(1, math.ceil(in_bytes / buffers["ifmap"].tile_bytes),
+            math.ceil(out_bytes / buffers["ofmap"].tile_bytes))
+    n = min(n, max(cycles, 1))
+
+    def split(total: float) -> np.ndarray:
+        return _to_int(np.full(n, total / n))
+
+    zeros = np.zeros(n, dtype=np.int64)
+    tiles = TileSchedule(busy_cycles=split(cycles), ifmap_load_bytes=split(in_bytes),
+                         filter_load_bytes=zeros, psum_load_bytes=zeros.copy(),
+                         store_bytes=split(out_bytes))
+    counts = {"sram_ifmap_reads": layer.ifmap_elements, "sram_filter_reads": 0,
+              "sram_ofmap_writes": layer.ofmap_elements, "sram_ofmap_reads": 0}
+    return LayerMapping(layer, unit.name, tiles, compute_cycles=cycles, folds=0,
+                        mapping_efficiency=float("nan"), counts=counts)
+
+
+def check_mappable(layer: Layer) -> None:
+    """Raise :class:`MappingError` for a layer with no work to map."""
+    if layer.kind == "gemm" and min(layer.M, layer.K, layer.N, layer.count) <= 0:
+        raise MappingError(f"layer {layer.name!r}: GEMM dims must be positive "
+                           f"(M={layer.M}, K={layer.K}, N={layer.N}, count={layer.count})")

@@ -1,0 +1,139 @@
+"""Results: one :class:`LayerResult` per layer, collected in a :class:`Report` of DataFrames.
+
+Columns carry their units in their names (``*_cycles``, ``*_bytes``); SRAM reads and writes
+are counted in operand elements (SCALE-Sim's "words" at one element per word).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+LAYER_COLUMNS = [
+    "layer", "op", "unit", "M", "K", "N", "groups", "macs", "folds", "tiles",
+    "compute_cycles", "stall_cycles", "total_cycles", "pe_utilisation", "compute_utilisation",
+    "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
+    "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes",
+    "dram_psum_read_bytes", "dram_read_bytes", "dram_write_bytes", "dram_busy_cycles",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class LayerResult:
+    """What happened in one layer: cycles, traffic and action counts."""
+
+    layer: str
+    op: str
+    unit: str
+    M: int
+    K: int
+    N: int
+    groups: int
+    macs: int
+    folds: int
+    tiles: int
+    compute_cycles: int
+    stall_cycles: int
+    total_cycles: int
+    pe_utilisation: float
+    compute_utilisation: float
+    mapping_efficiency: float
+    sram_ifmap_reads: int
+    sram_filter_reads: int
+    sram_ofmap_writes: int
+    sram_ofmap_reads: int
+    dram_ifmap_read_bytes: int
+    dram_filter_read_bytes: int
+    dram_psum_read_bytes: int
+    dram_read_bytes: int
+    dram_write_bytes: int
+    dram_busy_cycles: int
+    actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Report:
+    """The result of ``simulate(arch, workload)``: per-layer rows and network totals."""
+
+    arch: str
+    workload: str
+    n_pes: int
+    clock_mhz: float
+    results: tuple[LayerResult, ...]
+
+    @cached_property
+    def layers(self) -> pd.DataFrame:
+        """One row per layer, columns :data:`LAYER_COLUMNS`."""
+        rows = [{k: v for k, v in asdict(r).items() if k != "actions"} for r in self.results]
+        return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+
+    @cached_property
+    def actions(self) -> pd.DataFrame:
+        """Long table of action counts: ``arch, layer, component, action, count``."""
+        rows = [(self.arch, r.layer, comp, act, n)
+                for r in self.results for (comp, act), n in r.actions.items()]
+        return pd.DataFrame(rows, columns=["arch", "layer", "component", "action", "count"])
+
+    @cached_property
+    def totals(self) -> dict[str, Any]:
+        """Whole-network totals; utilisation is MAC-weighted over the network's cycles."""
+        df = self.layers
+        sums = {c: int(df[c].sum()) for c in LAYER_COLUMNS[7:] if c not in (
+            "pe_utilisation", "compute_utilisation", "mapping_efficiency")}
+        gemm = df[df["folds"] > 0]
+        used = float((gemm["mapping_efficiency"] * gemm["folds"]).sum())
+        total = sums["total_cycles"]
+        return {
+            "arch": self.arch, "workload": self.workload, "layers": len(df), **sums,
+            "pe_utilisation": sums["macs"] / (self.n_pes * total) if total else 0.0,
+            "compute_utilisation": (float(gemm["macs"].sum())
+                                    / (self.n_pes * float(gemm["compute_cycles"].sum()))
+                                    if len(gemm) else 0.0),
+            "mapping_efficiency": used / float(gemm["folds"].sum()) if len(gemm) else 0.0,
+            "latency_us": total / self.clock_mhz,
+        }
+
+    def write(self, directory: str | Path, fmt: str = "csv") -> list[Path]:
+        """Write ``layers`` and ``totals`` (``csv`` or ``json``) into ``directory`` atomically."""
+        out = Path(directory)
+        out.mkdir(parents=True, exist_ok=True)
+        stem = f"{self.arch}__{self.workload}"
+        if fmt == "csv":
+            paths = [out / f"{stem}__layers.csv", out / f"{stem}__totals.csv",
+                     out / f"{stem}__actions.csv"]
+            texts = [self.layers.to_csv(index=False),
+                     pd.DataFrame([self.totals]).to_csv(index=False),
+                     self.actions.to_csv(index=False)]
+        elif fmt == "json":
+            paths = [out / f"{stem}.json"]
+            texts = [self.to_json()]
+        else:
+            raise ValueError(f"format must be 'csv' or 'json' (got {fmt!r})")
+        for path, text in zip(paths, texts, strict=True):
+            write_atomic(path, text)
+        return paths
+
+    def to_json(self) -> str:
+        return json.dumps({"totals": self.totals,
+                           "layers": json.loads(self.layers.to_json(orient="records"))},
+                          indent=2)
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and rename (never a partial file)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

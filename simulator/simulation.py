@@ -1,0 +1,72 @@
+"""``simulate(arch, workload) -> Report``: map every layer, run its tiles, collect results.
+
+Layers run one after another, each in its own SimPy environment: nothing of a layer is
+prefetched during the previous one (no inter-layer pipelining), so network cycles are the sum
+of layer cycles, as in SCALE-Sim.
+"""
+
+from __future__ import annotations
+
+from simulator.accelerator import Accelerator, build
+from simulator.config import ArchConfig
+from simulator.engine import run_tiles
+from simulator.mapping import LayerMapping, check_mappable, map_gemm, map_vector
+from simulator.report import LayerResult, Report
+from simulator.workload import Layer, Workload
+
+
+def map_layer(layer: Layer, acc: Accelerator) -> LayerMapping:
+    """Map one layer onto the accelerator's PE array or vector unit."""
+    check_mappable(layer)
+    if layer.kind == "gemm":
+        return map_gemm(layer, acc.pe_array, acc.buffers)
+    return map_vector(layer, acc.vector_unit, acc.buffers, acc.pe_array.params.act_bits)
+
+
+def run_layer(layer: Layer, acc: Accelerator) -> LayerResult:
+    """Map and simulate one layer."""
+    m = map_layer(layer, acc)
+    t = m.tiles
+    timing = run_tiles(t, acc.dram, in_slots=min(acc.buffers["ifmap"].slots,
+                                                 acc.buffers["filter"].slots),
+                       out_slots=acc.buffers["ofmap"].slots)
+    reads = {k: int(v.sum()) for k, v in (("ifmap", t.ifmap_load_bytes),
+                                         ("filter", t.filter_load_bytes),
+                                         ("psum", t.psum_load_bytes))}
+    writes = int(t.store_bytes.sum())
+    total = timing.total_cycles
+    n_pes = acc.pe_array.n_pes
+    gemm = layer.kind == "gemm"
+    c = m.counts
+    actions = {
+        (m.unit, "mac" if gemm else "vector_op"): layer.macs if gemm else layer.vector_ops,
+        ("ifmap", "read"): c["sram_ifmap_reads"],
+        ("filter", "read"): c["sram_filter_reads"],
+        ("ofmap", "write"): c["sram_ofmap_writes"],
+        ("ofmap", "read"): c["sram_ofmap_reads"],
+        ("dram", "read_byte"): sum(reads.values()),
+        ("dram", "write_byte"): writes,
+        (m.unit, "busy_cycle"): timing.busy_cycles,
+        ("accelerator", "cycle"): total,
+    }
+    return LayerResult(
+        layer=layer.name, op=layer.op, unit=m.unit, M=layer.M, K=layer.K, N=layer.N,
+        groups=layer.count, macs=layer.macs, folds=m.folds, tiles=t.n_tiles,
+        compute_cycles=m.compute_cycles, stall_cycles=total - m.compute_cycles,
+        total_cycles=total,
+        pe_utilisation=layer.macs / (n_pes * total) if gemm and total else 0.0,
+        compute_utilisation=layer.macs / (n_pes * m.compute_cycles) if gemm else 0.0,
+        mapping_efficiency=m.mapping_efficiency,
+        sram_ifmap_reads=c["sram_ifmap_reads"], sram_filter_reads=c["sram_filter_reads"],
+        sram_ofmap_writes=c["sram_ofmap_writes"], sram_ofmap_reads=c["sram_ofmap_reads"],
+        dram_ifmap_read_bytes=reads["ifmap"], dram_filter_read_bytes=reads["filter"],
+        dram_psum_read_bytes=reads["psum"], dram_read_bytes=sum(reads.values()),
+        dram_write_bytes=writes, dram_busy_cycles=timing.dram_busy_cycles, actions=actions)
+
+
+def simulate(arch: ArchConfig, workload: Workload) -> Report:
+    """Simulate ``workload`` on ``arch``; pure (no printing, no files, no global state)."""
+    acc = build(arch)
+    results = tuple(run_layer(layer, acc) for layer in workload.layers)
+    return Report(arch=arch.name, workload=workload.name, n_pes=acc.pe_array.n_pes,
+                  clock_mhz=arch.clock_mhz, results=results)
