@@ -17,9 +17,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator import components as _components  # noqa: F401  (registers the impls)
+from simulator.components.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
 from simulator.errors import ConfigError
 from simulator.registry import ComponentSpec, pydantic_errors
-from simulator.components.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
 
 BUFFER_NAMES = ("ifmap", "filter", "ofmap")
 
@@ -31,7 +31,7 @@ class _StrictLoader(yaml.SafeLoader):
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
     seen: dict[Any, int] = {}
     for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)  # type: ignore[no-untyped-call]
+        key = loader.construct_object(key_node, deep=deep)
         if key in seen:
             raise yaml.constructor.ConstructorError(
                 None, None,
@@ -50,7 +50,7 @@ def read_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
         raise error(str(p), [("", "file not found")])
     try:
         with p.open(encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=_StrictLoader)  # noqa: S506 (strict SafeLoader)
+            return yaml.load(fh, Loader=_StrictLoader)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""

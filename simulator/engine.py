@@ -3,9 +3,9 @@
 Three processes share one :class:`simpy.Environment` per layer (time unit: one clock cycle):
 
 * ``load``: for each tile, wait for a free input-buffer slot (2 when double buffered), then
-  move the tile's ifmap, filter and spilled-partial-sum bytes from DRAM, each transfer holding
-  one DRAM channel (a :class:`simpy.Resource` of ``channels``) for
-  ``latency + ceil(bytes / bytes_per_cycle_per_channel)`` cycles;
+  move the tile's ifmap, filter and spilled-partial-sum bytes from DRAM as one DMA transfer
+  holding one DRAM channel (a :class:`simpy.Resource` of ``channels``, each with an equal share
+  of the bandwidth) for ``latency + ceil(bytes / bytes_per_cycle_per_channel)`` cycles;
 * ``compute``: wait for a loaded tile and a free ofmap slot, run for the tile's closed-form busy
   cycles, then free its input slot;
 * ``drain``: write the tile's outputs to DRAM (posted writes: bandwidth term only, sharing the
@@ -69,23 +69,20 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
     stores = tiles.store_bytes.tolist()
     dram_busy = [0]
     note = log.append if log is not None else None
-
-    def transfer(cycles: int) -> Generator[Any, Any, None]:
-        with channels.request() as req:
-            yield req
-            yield env.timeout(cycles)
-        dram_busy[0] += cycles
+    loads = [_transfer_cycles(a + b + c, per_channel, latency)
+             for a, b, c in zip(*reads, strict=True)]
+    drains = [_transfer_cycles(b, per_channel, 0) for b in stores]
 
     def load() -> Generator[Any, Any, None]:
         for t in range(n):
             yield in_free.get(1)
             if note:
                 note((t, "load_start", int(env.now)))
-            jobs = [_transfer_cycles(r[t], per_channel, latency) for r in reads if r[t] > 0]
-            if len(jobs) == 1:
-                yield env.process(transfer(jobs[0]))
-            elif jobs:
-                yield env.all_of([env.process(transfer(c)) for c in jobs])
+            if loads[t]:
+                with channels.request() as req:
+                    yield req
+                    yield env.timeout(loads[t])
+                dram_busy[0] += loads[t]
             if note:
                 note((t, "load_end", int(env.now)))
             yield ready.put(t)
@@ -107,8 +104,11 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
             yield done.get()
             if note:
                 note((t, "drain_start", int(env.now)))
-            if stores[t] > 0:
-                yield env.process(transfer(_transfer_cycles(stores[t], per_channel, 0)))
+            if drains[t]:
+                with channels.request() as req:
+                    yield req
+                    yield env.timeout(drains[t])
+                dram_busy[0] += drains[t]
             if note:
                 note((t, "drain_end", int(env.now)))
             yield out_free.put(1)

@@ -120,8 +120,8 @@ def _plan(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram], outer
           bits: Mapping[str, int]) -> _Plan:
     """Fold arrays, DRAM loads/stores and SRAM counts for one loop order (module docstring)."""
     p, df = array.params, array.dataflow
-    size = {"M": layer.M, "K": layer.K, "N": layer.N}
-    lanes = {df.rows: array.rows, df.cols: array.cols}
+    size: dict[str, int] = {"M": layer.M, "K": layer.K, "N": layer.N}
+    lanes: dict[str, int] = {df.rows: array.rows, df.cols: array.cols}
     inner_dim = df.cols if outer_dim == df.rows else df.rows
     outer, inner = _chunks(size[outer_dim], lanes[outer_dim]), _chunks(size[inner_dim],
                                                                        lanes[inner_dim])

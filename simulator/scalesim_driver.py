@@ -63,8 +63,18 @@ REPORTS: dict[str, dict[str, str]] = {
         "Avg FILTER Metadata SRAM BW": "avg_filter_metadata_sram_bw",
     },
 }
-TOPO_FIELDS = ("ifmap_h", "ifmap_w", "filter_h", "filter_w", "channels", "num_filters",
-               "stride_h", "stride_w", "sparsity_n", "sparsity_m")
+TOPO_FIELDS = (
+    "ifmap_h",
+    "ifmap_w",
+    "filter_h",
+    "filter_w",
+    "channels",
+    "num_filters",
+    "stride_h",
+    "stride_w",
+    "sparsity_n",
+    "sparsity_m",
+)
 
 
 def _number(text: str) -> Any:
@@ -85,7 +95,10 @@ def _read_report(path: Path, names: dict[str, str]) -> list[dict[str, Any]]:
     unknown = [h for h in header[1:] if h not in names]
     if unknown:
         raise ValueError(f"{path.name}: unexpected columns {unknown}")
-    return [{names[h]: _number(c) for h, c in zip(header[1:], row[1:])} for row in rows[1:]]
+    return [
+        {names[h]: _number(c) for h, c in zip(header[1:], row[1:], strict=False)}
+        for row in rows[1:]
+    ]
 
 
 def run(config: Path, topology: Path, logdir: Path, gemm: bool, verbose: bool) -> dict[str, Any]:
@@ -106,8 +119,14 @@ def run(config: Path, topology: Path, logdir: Path, gemm: bool, verbose: bool) -
         sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
         from scalesim.scale_sim import scalesim
 
-        sim = scalesim(save_disk_space=True, verbose=verbose, config=str(config),
-                       topology=str(topology), layout=str(layout), input_type_gemm=gemm)
+        sim = scalesim(
+            save_disk_space=True,
+            verbose=verbose,
+            config=str(config),
+            topology=str(topology),
+            layout=str(layout),
+            input_type_gemm=gemm,
+        )
         sim.run_scale(top_path=str(logdir))
     except SystemExit as exc:  # its input checks call exit(), which would exit with status 0
         raise RuntimeError(f"SCALE-Sim exited early ({exc.code})") from exc
@@ -120,15 +139,24 @@ def run(config: Path, topology: Path, logdir: Path, gemm: bool, verbose: bool) -
     layers: list[dict[str, Any]] = []
     for i, entry in enumerate(sim.topo.topo_arrays):
         ofmap_h, ofmap_w, num_mac, window = sim.topo.layers_calculated_hyperparams[i]
-        layers.append({"layer": entry[0], **dict(zip(TOPO_FIELDS, entry[1:])),
-                       "ofmap_h": ofmap_h, "ofmap_w": ofmap_w, "gemm_m": ofmap_h * ofmap_w,
-                       "gemm_n": entry[6], "gemm_k": window, "num_macs": num_mac})
+        layers.append(
+            {
+                "layer": entry[0],
+                **dict(zip(TOPO_FIELDS, entry[1:], strict=False)),
+                "ofmap_h": ofmap_h,
+                "ofmap_w": ofmap_w,
+                "gemm_m": ofmap_h * ofmap_w,
+                "gemm_n": entry[6],
+                "gemm_k": window,
+                "num_macs": num_mac,
+            }
+        )
     files = [name for name in REPORTS if (report_dir / name).is_file()]
     for name in files:
         rows = _read_report(report_dir / name, REPORTS[name])
         if len(rows) != len(layers):
             raise ValueError(f"{name}: {len(rows)} rows for {len(layers)} layers")
-        for layer, row in zip(layers, rows):
+        for layer, row in zip(layers, rows, strict=True):
             layer.update(row)
     for layer in layers:
         layer["compute_cycles"] = layer["total_cycles"] - layer["stall_cycles"]
@@ -136,13 +164,18 @@ def run(config: Path, topology: Path, logdir: Path, gemm: bool, verbose: bool) -
     return {
         "scalesim_version": version("scalesim"),
         "config": {
-            "run_name": conf.get_run_name(), "array_rows": rows_cols[0],
-            "array_cols": rows_cols[1], "dataflow": conf.get_dataflow(),
-            "ifmap_sram_kb": conf.ifmap_sz_kb, "filter_sram_kb": conf.filter_sz_kb,
+            "run_name": conf.get_run_name(),
+            "array_rows": rows_cols[0],
+            "array_cols": rows_cols[1],
+            "dataflow": conf.get_dataflow(),
+            "ifmap_sram_kb": conf.ifmap_sz_kb,
+            "filter_sram_kb": conf.filter_sz_kb,
             "ofmap_sram_kb": conf.ofmap_sz_kb,
             "interface_bandwidth": "USER" if conf.use_user_bandwidth else "CALC",
-            "bandwidths": conf.bandwidths, "sparsity_support": conf.sparsity_support,
-            "gemm_input": gemm, "word_size_bytes": 1,
+            "bandwidths": conf.bandwidths,
+            "sparsity_support": conf.sparsity_support,
+            "gemm_input": gemm,
+            "word_size_bytes": 1,
         },
         "report_subdir": conf.get_run_name(),
         "report_files": files,
@@ -161,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         result = run(args.config, args.topology, args.logdir, args.gemm, args.verbose)
-    except Exception as exc:  # noqa: BLE001 - one-line failure message is the contract
+    except Exception as exc:  # one-line failure message is the contract
         print(f"scalesim_driver: {type(exc).__name__}: {exc}".splitlines()[0], file=sys.stderr)
         return 1
     json.dump(result, sys.stdout, indent=1)

@@ -49,7 +49,7 @@ def run_scalesim(config: Path, topology: Path, python: Path | None = None) -> di
     if proc.returncode != 0:
         raise SimulatorError(f"SCALE-Sim failed on {config.name} / {topology.name}: "
                              f"{proc.stderr.strip().splitlines()[-1:]}")
-    return json.loads(proc.stdout)  # type: ignore[no-any-return]
+    return dict(json.loads(proc.stdout))
 
 
 def compare(config: Path, topology: Path, scalesim: dict[str, object]) -> pd.DataFrame:
