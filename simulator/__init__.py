@@ -13,10 +13,10 @@ from simulator.config import ArchConfig, load_arch, parse_arch
 from simulator.errors import ConfigError, MappingError, SimulatorError, TraceError, WorkloadError
 from simulator.report import LayerResult, Report
 from simulator.simulation import simulate
-from simulator.workload import Layer, Workload, load_workload, parse_network
+from simulator.workload import Layer, Operand, Workload, load_workload, parse_network
 
 __all__ = [
-    "ArchConfig", "ConfigError", "Layer", "LayerResult", "MappingError", "Report",
+    "ArchConfig", "ConfigError", "Layer", "LayerResult", "MappingError", "Operand", "Report",
     "SimulatorError", "TraceError", "Workload", "WorkloadError", "load_arch", "load_workload",
     "parse_arch", "parse_network", "simulate",
 ]

@@ -62,12 +62,35 @@ def touched(size: int, out: int, kernel: int, stride: int, pad: int = 0, dilatio
     return int(((pos >= 0) & (pos < size)).sum())
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class Operand:
+    """What the hardware sees of one operand tensor of a layer after compression.
+
+    ``bits``: storage bits per value (``None``: as the architecture's PE array is configured).
+    ``density``: fraction of nonzero values (1.0 = dense). ``mask``: optional boolean nonzero
+    mask in the tensor's own layout -- weights ``(C_out, C_in / groups, k_h, k_w)`` for conv,
+    ``(out_features, in_features)`` for linear; activations (the layer's input) ``(C, H, W)``
+    for conv, ``(tokens, features)`` for linear, ``(batch, M, K)`` for matmul. ``structure``:
+    ``"unstructured"``, ``"N:M"`` (e.g. ``"2:4"``), ``"channel"`` or ``"filter"``. ``scheme``:
+    the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``).
+    ``codebook_size``: entries of a weight-sharing codebook (values stored as indices).
+    """
+
+    bits: int | None = None
+    density: float = 1.0
+    mask: np.ndarray | None = None
+    structure: str = "unstructured"
+    scheme: str = "int"
+    codebook_size: int | None = None
+
+
 @dataclass(frozen=True, slots=True)
 class Layer:
     """One layer as the hardware sees it: a GEMM view (``kind="gemm"``) or a vector op.
 
     ``count`` independent GEMMs of ``M x K @ K x N`` (conv groups x batched-matmul batch).
-    Bit widths of ``None`` mean "as the architecture's PE array is configured".
+    ``weight`` describes the right operand (the filter; for a matmul, an activation) and
+    ``activation`` the left one (the ifmap), each with bits, density and optional mask.
     """
 
     name: str
@@ -82,9 +105,17 @@ class Layer:
     ofmap_elements: int = 0
     vector_ops: int = 0
     filter_is_weight: bool = True
-    weight_bits: int | None = None
-    act_bits: int | None = None
+    weight: Operand = field(default_factory=Operand)
+    activation: Operand = field(default_factory=Operand)
     dims: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def weight_bits(self) -> int | None:
+        return self.weight.bits
+
+    @property
+    def act_bits(self) -> int | None:
+        return self.activation.bits
 
     @property
     def macs(self) -> int:

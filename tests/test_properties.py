@@ -31,6 +31,9 @@ def folds(dataflow: str, M: int, K: int, N: int, R: int, C: int) -> int:
 def cases(draw):
     M, K, N = draw(DIM), draw(DIM), draw(DIM)
     R, C, df = draw(SIDE), draw(SIDE), draw(DATAFLOW)
+    # A 1x1 os array has no fill/drain (K + R + C - 2 = K), so SCALE-Sim's "- 1" puts it below
+    # one MAC per cycle: see the xfail tests at the end of this file.
+    assume(not (df == "os" and R == C == 1))
     assume(folds(df, M, K, N, R, C) <= MAX_FOLDS)
     kw = dict(size_kb=draw(SIZE_KB), dram_bandwidth=draw(DRAM_BW), latency_ns=draw(LATENCY),
               sram_bandwidth=draw(SRAM_BW), channels=draw(st.sampled_from([1, 2])))
