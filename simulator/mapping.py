@@ -25,6 +25,7 @@ buffer half of new data per operand. The SimPy engine double-buffers at tile gra
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ from simulator.components.memory import Sram
 from simulator.components.pe_array import SystolicArray
 from simulator.components.vector import Simd
 from simulator.errors import MappingError
+from simulator.sparsity import SparseView, sparse_view
 from simulator.workload import Layer
 
 OPERAND_DIMS = {"ifmap": ("M", "K"), "filter": ("K", "N"), "ofmap": ("M", "N")}
@@ -73,6 +75,9 @@ class LayerMapping:
     mapping_efficiency: float
     counts: Mapping[str, int]
     loop_outer: str = ""
+    weight_density: float = 1.0
+    act_density: float = 1.0
+    load_imbalance: float = 1.0
 
 
 def _chunks(size: int, lanes: int) -> np.ndarray:
@@ -117,7 +122,7 @@ class _Plan:
 
 
 def _plan(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram], outer_dim: str,
-          bits: Mapping[str, int]) -> _Plan:
+          bits: Mapping[str, float]) -> _Plan:
     """Fold arrays, DRAM loads/stores and SRAM counts for one loop order (module docstring)."""
     p, df = array.params, array.dataflow
     size: dict[str, int] = {"M": layer.M, "K": layer.K, "N": layer.N}
@@ -179,24 +184,57 @@ def _plan(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram], outer
     return _Plan(outer_dim, busy, loads, elems, reads, ext[df.rows] * ext[df.cols])
 
 
-def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram]) -> LayerMapping:
+def _needs_sparse_view(layer: Layer, array: SystolicArray) -> bool:
+    sp = array.params.sparsity
+    arch = (sp.weights != "none" or sp.activations != "none" or sp.weight_format != "dense"
+            or sp.act_format != "dense")
+    ops = (layer.weight, layer.activation)
+    return arch or any(o.mask is not None or o.density < 1.0 for o in ops) \
+        or layer.weight.structure in ("filter", "channel")
+
+
+def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram],
+             seed: int = 0) -> LayerMapping:
     """Fold a GEMM layer onto a systolic array and group the folds into tiles.
 
     Of the two fold loop orders (either spatial dimension outermost) the one that moves fewer
     DRAM bytes is taken; on a tie, the dataflow's default (:mod:`simulator.dataflows`).
+    Sparsity (:mod:`simulator.sparsity`) can shrink the GEMM, compress stored operands and,
+    when the array skips zeros, replace each fold's stream length by its busiest lane's work.
     """
     p, df = array.params, array.dataflow
     a_bits = layer.act_bits or p.act_bits
     w_bits = layer.weight_bits or p.weight_bits
-    bits = {"ifmap": a_bits, "filter": w_bits if layer.filter_is_weight else a_bits,
-            "ofmap": a_bits}
+    f_bits = w_bits if layer.filter_is_weight else a_bits
+    sv: SparseView | None = None
+    work_layer = layer
+    bits: dict[str, float] = {"ifmap": a_bits, "filter": f_bits, "ofmap": a_bits}
+    if _needs_sparse_view(layer, array):
+        sv = sparse_view(layer, p.sparsity, df.name, array.rows, array.cols,
+                         f_bits + 0.0, a_bits + 0.0, seed)
+        work_layer = dataclasses.replace(
+            layer, K=sv.K, N=sv.N,
+            ifmap_elements=round(layer.ifmap_elements * sv.K_pruned / layer.K),
+            filter_elements=round(layer.filter_elements * sv.K * sv.N / (layer.K * layer.N)))
+        bits["filter"] = (f_bits + sv.nm_index_bits) * sv.weight_scale
+        bits["ifmap"] = a_bits * sv.act_scale
     other = df.cols if df.outer == df.rows else df.rows
-    plans = [_plan(layer, array, buffers, d, bits) for d in (df.outer, other)]
+    plans = [_plan(work_layer, array, buffers, d, bits) for d in (df.outer, other)]
     plan = min(plans, key=lambda pl: pl.dram_bytes)  # stable: default order wins ties
 
     reps = layer.count
-    busy = np.tile(plan.busy, reps)
-    fold = array.fold_cycles({"M": layer.M, "K": layer.K, "N": layer.N}[df.stream])
+    imbalance = 1.0
+    if sv is not None and sv.work is not None and sv.lane_mean is not None:
+        work, mean = sv.work, sv.lane_mean
+        if plan.outer != df.rows:  # folds run column chunk outermost
+            work, mean = work.transpose(0, 2, 1), mean.transpose(0, 2, 1)
+        busy = array.fold_cycles(0) + work.reshape(-1)
+        imbalance = float(work.sum() / mean.sum()) if mean.sum() > 0 else 1.0
+        compute = int(busy.sum()) - 1
+    else:
+        busy = np.tile(plan.busy, reps)
+        stream = {"M": work_layer.M, "K": work_layer.K, "N": work_layer.N}[df.stream]
+        compute = len(busy) * array.fold_cycles(stream) - 1
     busy[-1] -= 1  # SCALE-Sim counts cycles from zero: a layer takes folds * fold - 1
     folds = len(plan.busy) * reps
     cols = {k: np.tile(v, reps) for k, v in plan.loads.items()}
@@ -214,10 +252,17 @@ def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram]) ->
         "sram_filter_reads": int(plan.elems["filter"].sum()) * reps,
         "sram_ofmap_writes": int(plan.elems["ofmap"].sum()) * reps,
         "sram_ofmap_reads": int(plan.ofmap_reads.sum()) * reps,
+        "effectual_macs": sv.effectual_macs if sv else layer.macs,
+        "gated_macs": sv.gated_macs if sv else 0,
+        "skipped_macs": sv.skipped_macs if sv else 0,
+        "weight_metadata_bytes": sv.weight_metadata_bytes if sv else 0,
+        "act_metadata_bytes": sv.act_metadata_bytes if sv else 0,
     }
-    return LayerMapping(layer, array.name, tiles, compute_cycles=folds * fold - 1, folds=folds,
+    return LayerMapping(layer, array.name, tiles, compute_cycles=compute, folds=folds,
                         mapping_efficiency=int(plan.used.sum()) * reps / (folds * array.n_pes),
-                        counts=counts, loop_outer=plan.outer)
+                        counts=counts, loop_outer=plan.outer,
+                        weight_density=sv.weight_density if sv else 1.0,
+                        act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance)
 
 
 def map_vector(layer: Layer, unit: Simd, buffers: Mapping[str, Sram],
@@ -239,7 +284,9 @@ def map_vector(layer: Layer, unit: Simd, buffers: Mapping[str, Sram],
                          filter_load_bytes=zeros, psum_load_bytes=zeros.copy(),
                          store_bytes=split(out_bytes))
     counts = {"sram_ifmap_reads": layer.ifmap_elements, "sram_filter_reads": 0,
-              "sram_ofmap_writes": layer.ofmap_elements, "sram_ofmap_reads": 0}
+              "sram_ofmap_writes": layer.ofmap_elements, "sram_ofmap_reads": 0,
+              "effectual_macs": 0, "gated_macs": 0, "skipped_macs": 0,
+              "weight_metadata_bytes": 0, "act_metadata_bytes": 0}
     return LayerMapping(layer, unit.name, tiles, compute_cycles=cycles, folds=0,
                         mapping_efficiency=float("nan"), counts=counts)
 

@@ -18,12 +18,16 @@ from typing import Any
 import pandas as pd
 
 LAYER_COLUMNS = [
-    "layer", "op", "unit", "M", "K", "N", "groups", "macs", "folds", "tiles",
+    "layer", "op", "unit", "M", "K", "N", "groups", "macs", "effectual_macs", "skipped_macs",
+    "gated_macs", "weight_density", "act_density", "load_imbalance", "folds", "tiles",
     "compute_cycles", "stall_cycles", "total_cycles", "pe_utilisation", "compute_utilisation",
     "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
     "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes",
     "dram_psum_read_bytes", "dram_read_bytes", "dram_write_bytes", "dram_busy_cycles",
+    "weight_metadata_bytes", "act_metadata_bytes",
 ]
+_NOT_SUMMED = ("pe_utilisation", "compute_utilisation", "mapping_efficiency", "weight_density",
+               "act_density", "load_imbalance")
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +42,12 @@ class LayerResult:
     N: int
     groups: int
     macs: int
+    effectual_macs: int
+    skipped_macs: int
+    gated_macs: int
+    weight_density: float
+    act_density: float
+    load_imbalance: float
     folds: int
     tiles: int
     compute_cycles: int
@@ -56,6 +66,8 @@ class LayerResult:
     dram_read_bytes: int
     dram_write_bytes: int
     dram_busy_cycles: int
+    weight_metadata_bytes: int
+    act_metadata_bytes: int
     actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -86,15 +98,14 @@ class Report:
     def totals(self) -> dict[str, Any]:
         """Whole-network totals; utilisation is MAC-weighted over the network's cycles."""
         df = self.layers
-        sums = {c: int(df[c].sum()) for c in LAYER_COLUMNS[7:] if c not in (
-            "pe_utilisation", "compute_utilisation", "mapping_efficiency")}
+        sums = {c: int(df[c].sum()) for c in LAYER_COLUMNS[7:] if c not in _NOT_SUMMED}
         gemm = df[df["folds"] > 0]
         used = float((gemm["mapping_efficiency"] * gemm["folds"]).sum())
         total = sums["total_cycles"]
         return {
             "arch": self.arch, "workload": self.workload, "layers": len(df), **sums,
-            "pe_utilisation": sums["macs"] / (self.n_pes * total) if total else 0.0,
-            "compute_utilisation": (float(gemm["macs"].sum())
+            "pe_utilisation": sums["effectual_macs"] / (self.n_pes * total) if total else 0.0,
+            "compute_utilisation": (float(gemm["effectual_macs"].sum())
                                     / (self.n_pes * float(gemm["compute_cycles"].sum()))
                                     if len(gemm) else 0.0),
             "mapping_efficiency": used / float(gemm["folds"].sum()) if len(gemm) else 0.0,

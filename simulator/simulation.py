@@ -15,17 +15,19 @@ from simulator.report import LayerResult, Report
 from simulator.workload import Layer, Workload
 
 
-def map_layer(layer: Layer, acc: Accelerator) -> LayerMapping:
-    """Map one layer onto the accelerator's PE array or vector unit."""
+def map_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerMapping:
+    """Map one layer onto the accelerator's PE array or vector unit.
+
+    ``seed`` draws the random masks of operands that carry only a density."""
     check_mappable(layer)
     if layer.kind == "gemm":
-        return map_gemm(layer, acc.pe_array, acc.buffers)
+        return map_gemm(layer, acc.pe_array, acc.buffers, seed)
     return map_vector(layer, acc.vector_unit, acc.buffers, acc.pe_array.params.act_bits)
 
 
-def run_layer(layer: Layer, acc: Accelerator) -> LayerResult:
+def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
     """Map and simulate one layer."""
-    m = map_layer(layer, acc)
+    m = map_layer(layer, acc, seed)
     t = m.tiles
     timing = run_tiles(t, acc.dram, in_slots=min(acc.buffers["ifmap"].slots,
                                                  acc.buffers["filter"].slots),
@@ -54,8 +56,14 @@ def run_layer(layer: Layer, acc: Accelerator) -> LayerResult:
         groups=layer.count, macs=layer.macs, folds=m.folds, tiles=t.n_tiles,
         compute_cycles=m.compute_cycles, stall_cycles=total - m.compute_cycles,
         total_cycles=total,
-        pe_utilisation=layer.macs / (n_pes * total) if gemm and total else 0.0,
-        compute_utilisation=layer.macs / (n_pes * m.compute_cycles) if gemm else 0.0,
+        effectual_macs=c["effectual_macs"], skipped_macs=c["skipped_macs"],
+        gated_macs=c["gated_macs"], weight_density=m.weight_density,
+        act_density=m.act_density, load_imbalance=m.load_imbalance,
+        weight_metadata_bytes=c["weight_metadata_bytes"],
+        act_metadata_bytes=c["act_metadata_bytes"],
+        pe_utilisation=c["effectual_macs"] / (n_pes * total) if gemm and total else 0.0,
+        compute_utilisation=(c["effectual_macs"] / (n_pes * m.compute_cycles)
+                             if gemm and m.compute_cycles > 0 else 0.0),
         mapping_efficiency=m.mapping_efficiency,
         sram_ifmap_reads=c["sram_ifmap_reads"], sram_filter_reads=c["sram_filter_reads"],
         sram_ofmap_writes=c["sram_ofmap_writes"], sram_ofmap_reads=c["sram_ofmap_reads"],
@@ -67,6 +75,6 @@ def run_layer(layer: Layer, acc: Accelerator) -> LayerResult:
 def simulate(arch: ArchConfig, workload: Workload) -> Report:
     """Simulate ``workload`` on ``arch``; pure (no printing, no files, no global state)."""
     acc = build(arch)
-    results = tuple(run_layer(layer, acc) for layer in workload.layers)
+    results = tuple(run_layer(layer, acc, workload.seed) for layer in workload.layers)
     return Report(arch=arch.name, workload=workload.name, n_pes=acc.pe_array.n_pes,
                   clock_mhz=arch.clock_mhz, results=results)

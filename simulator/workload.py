@@ -19,17 +19,26 @@ which is what DRAM must move at least once.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from simulator.config import read_yaml
 from simulator.errors import WorkloadError
 from simulator.registry import pydantic_errors
+from simulator.yaml_loader import read_yaml
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
@@ -131,6 +140,7 @@ class Workload:
     layers: tuple[Layer, ...]
     source: str = ""
     path: str = ""
+    seed: int = 0
 
     @property
     def macs(self) -> int:
@@ -142,7 +152,52 @@ class _Spec(BaseModel):
     name: str = Field(min_length=1)
 
 
-class Conv2dSpec(_Spec):
+Density = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+Bits = Annotated[int, Field(gt=0, le=64, strict=True)]
+
+
+class _GemmSpec(_Spec):
+    """Compression fields shared by GEMM layers (all optional: absent = dense, arch bits).
+
+    Densities without masks get seeded random masks at simulation time
+    (:mod:`simulator.sparsity`); ``codebook_size`` stores weights as ``ceil(log2 k)``-bit
+    indices into a k-entry codebook (Deep Compression).
+    """
+
+    weight_bits: Bits | None = None
+    act_bits: Bits | None = None
+    weight_density: Density = 1.0
+    act_density: Density = 1.0
+    weight_structure: str = "unstructured"
+    weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"] = "int"
+    codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
+
+    @field_validator("weight_structure")
+    @classmethod
+    def _structure(cls, v: str) -> str:
+        parts = v.split(":")
+        if v in ("unstructured", "filter", "channel") or (
+                len(parts) == 2 and all(x.isdigit() for x in parts)
+                and 0 < int(parts[0]) < int(parts[1])):
+            return v
+        raise ValueError(f"must be unstructured, filter, channel or 'N:M' (got {v!r})")
+
+    def weight_operand(self) -> Operand:
+        bits = self.weight_bits
+        if self.codebook_size is not None:
+            bits = max(1, math.ceil(math.log2(self.codebook_size)))
+        return Operand(bits=bits, density=self.weight_density, structure=self.weight_structure,
+                       scheme=self.weight_scheme, codebook_size=self.codebook_size)
+
+    def act_operand(self) -> Operand:
+        return Operand(bits=self.act_bits, density=self.act_density)
+
+
+_COMPRESSION_FIELDS = {"name", "op", "weight_bits", "act_bits", "weight_density", "act_density",
+                       "weight_structure", "weight_scheme", "codebook_size"}
+
+
+class Conv2dSpec(_GemmSpec):
     op: Literal["conv2d"]
     in_channels: PosInt
     out_channels: PosInt
@@ -184,10 +239,11 @@ class Conv2dSpec(_Spec):
                      ifmap_elements=batch * self.in_channels * rows * cols,
                      filter_elements=self.out_channels * self.in_channels // g * kh * kw,
                      ofmap_elements=batch * self.out_channels * ho * wo,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     weight=self.weight_operand(), activation=self.act_operand())
 
 
-class LinearSpec(_Spec):
+class LinearSpec(_GemmSpec):
     op: Literal["linear"]
     in_features: PosInt
     out_features: PosInt
@@ -199,10 +255,11 @@ class LinearSpec(_Spec):
                      ifmap_elements=m * self.in_features,
                      filter_elements=self.in_features * self.out_features,
                      ofmap_elements=m * self.out_features,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     weight=self.weight_operand(), activation=self.act_operand())
 
 
-class MatmulSpec(_Spec):
+class MatmulSpec(_GemmSpec):
     op: Literal["matmul"]
     M: PosInt
     K: PosInt
@@ -214,7 +271,8 @@ class MatmulSpec(_Spec):
         return Layer(self.name, self.op, "gemm", M=self.M, K=self.K, N=self.N, count=c,
                      ifmap_elements=c * self.M * self.K, filter_elements=c * self.K * self.N,
                      ofmap_elements=c * self.M * self.N, filter_is_weight=False,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     weight=self.weight_operand(), activation=self.act_operand())
 
 
 class PoolSpec(_Spec):
@@ -288,6 +346,7 @@ class NetworkSpec(BaseModel):
     name: str = Field(min_length=1)
     source: str = ""
     batch_size: PosInt = 1
+    seed: int = Field(default=0, ge=0, strict=True)
     layers: Annotated[list[LayerSpec], Field(min_length=1)]
 
 
@@ -308,7 +367,7 @@ def parse_network(data: Any, source: str = "<dict>") -> Workload:
     if dupes:
         raise WorkloadError(source, [("layers", f"duplicate layer names: {dupes}")])
     layers = tuple(layer.lower(spec.batch_size) for layer in spec.layers)
-    return Workload(spec.name, layers, source=spec.source, path=source)
+    return Workload(spec.name, layers, source=spec.source, path=source, seed=spec.seed)
 
 
 def _layer_paths(errors: list[tuple[str, str]], data: Mapping[str, Any]) -> list[tuple[str, str]]:

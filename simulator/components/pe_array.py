@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.components.registries import PE_ARRAYS
 from simulator.dataflows import DATAFLOWS, Dataflow
+from simulator.sparsity import SparsityParams
 
 
 @PE_ARRAYS.register("systolic")
@@ -22,7 +23,8 @@ class SystolicArray:
     One PE does one multiply-accumulate per cycle. Operands are ``act_bits``/``weight_bits``
     wide in memory; partial sums are ``acc_bits`` wide (they only leave the chip when the
     ofmap buffer cannot hold them); outputs are written back requantised to ``act_bits``, the
-    next layer's input precision.
+    next layer's input precision. ``sparsity`` configures zero gating/skipping, N:M
+    structured weights and compressed storage formats (:mod:`simulator.sparsity`).
     """
 
     class Params(BaseModel):
@@ -34,6 +36,7 @@ class SystolicArray:
         weight_bits: int = Field(default=8, gt=0, le=64, strict=True)
         act_bits: int = Field(default=8, gt=0, le=64, strict=True)
         acc_bits: int = Field(default=32, gt=0, le=128, strict=True)
+        sparsity: SparsityParams = SparsityParams()
 
     def __init__(self, name: str, params: Params, **_: object) -> None:
         self.name = name
