@@ -13,7 +13,7 @@ SCALESIM_PKGS := scalesim==3.0.0 numpy==1.26.4 pandas==2.2.3
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch,onnx]'
 	touch $@
 
 $(SCALESIM_VENV)/.installed:
@@ -28,7 +28,7 @@ demo: venv
 	$(BIN)/approxsim run arch_configs/tpu_like_128x128_ws.yaml workloads/networks/resnet50.yaml
 
 lint: venv
-	$(BIN)/ruff check simulator tests benchmarks
+	$(BIN)/ruff check simulator tests benchmarks analysis
 	$(BIN)/mypy
 
 test: venv scalesim-env lint

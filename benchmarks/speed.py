@@ -28,7 +28,8 @@ def _case(rows: int, dataflow: str, queue: mp.Queue) -> None:  # type: ignore[ty
         "pe_array": {"impl": "systolic", "rows": rows, "cols": rows, "dataflow": dataflow},
         "buffers": {b: {"impl": "sram", "size_kb": 512, "word_bits": 8 if b != "ofmap" else 32,
                         "bandwidth_words": 4 * rows} for b in ("ifmap", "filter", "ofmap")},
-        "dram": {"impl": "dram", "bandwidth_gb_per_s": 25.6, "latency_ns": 100},
+        "dram": {"impl": "dram", "bandwidth_gb_per_s": 25.6, "latency_ns": 100,
+                 "energy_pj_per_bit": 8.0},
     })
     wl = load_workload(ROOT / "workloads" / "networks" / "resnet50.yaml")
     t0 = time.perf_counter()

@@ -10,14 +10,25 @@ Public API::
 """
 
 from simulator.config import ArchConfig, load_arch, parse_arch
+from simulator.energy import EnergyError, EnergyTable, load_energy_table
 from simulator.errors import ConfigError, MappingError, SimulatorError, TraceError, WorkloadError
 from simulator.report import LayerResult, Report
 from simulator.simulation import simulate
+from simulator.trace import Trace, read_trace, write_trace
 from simulator.workload import Layer, Operand, Workload, load_workload, parse_network
 
 __all__ = [
-    "ArchConfig", "ConfigError", "Layer", "LayerResult", "MappingError", "Operand", "Report",
-    "SimulatorError", "TraceError", "Workload", "WorkloadError", "load_arch", "load_workload",
-    "parse_arch", "parse_network", "simulate",
+    "ArchConfig", "ConfigError", "EnergyError", "EnergyTable", "Layer", "LayerResult",
+    "MappingError", "Operand", "Report", "SimulatorError", "Trace", "TraceError", "Workload",
+    "WorkloadError", "compress", "load_arch", "load_energy_table", "load_workload",
+    "parse_arch", "parse_network", "read_trace", "simulate", "write_trace",
 ]
 __version__ = "0.1.0"
+
+
+def compress(*args: object, **kwargs: object) -> object:
+    """Compress a model into a trace: :func:`simulator.frontend.compress` (needs the
+    ``torch`` extra; imported lazily so the core never imports torch)."""
+    from simulator.frontend import compress as _compress
+
+    return _compress(*args, **kwargs)  # type: ignore[arg-type]

@@ -8,8 +8,10 @@ from dataclasses import dataclass
 from simulator.components.memory import Dram, Sram
 from simulator.components.pe_array import SystolicArray
 from simulator.components.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
+from simulator.components.sparse_arrays import EieArray, ScnnArray
 from simulator.components.vector import Simd
 from simulator.config import ArchConfig
+from simulator.errors import ConfigError
 
 
 @dataclass(frozen=True, slots=True)
@@ -17,7 +19,7 @@ class Accelerator:
     """The instantiated hardware of one architecture."""
 
     arch: ArchConfig
-    pe_array: SystolicArray
+    pe_array: SystolicArray | EieArray | ScnnArray
     buffers: Mapping[str, Sram]
     dram: Dram
     vector_unit: Simd
@@ -35,6 +37,9 @@ def build(arch: ArchConfig) -> Accelerator:
     dram = DRAMS.build("dram", arch.dram, clock_mhz=arch.clock_mhz)
     if arch.vector_unit is not None:
         vec = VECTOR_UNITS.build("vector_unit", arch.vector_unit)
-    else:
+    elif isinstance(pe, SystolicArray):
         vec = Simd("vector_unit", Simd.Params(lanes=pe.cols))
+    else:
+        raise ConfigError(arch.source, [("vector_unit", f"required with pe_array impl "
+                                                        f"{arch.pe_array.impl!r}")])
     return Accelerator(arch, pe, buffers, dram, vec)

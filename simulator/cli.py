@@ -83,6 +83,48 @@ def run(arch: Path, workload: Path, output: Path | None, fmt: str, ofmap_roundin
                 "pe_utilisation", "mapping_efficiency", "dram_read_bytes", "dram_write_bytes",
                 "latency_us"]
         print_frame(console, pd.DataFrame([{k: totals[k] for k in keys}]), "totals")
+        print_energy(console, report)
+
+
+def print_energy(console: Console, report: Any) -> None:
+    """Energy by component (and its share), then the energy totals."""
+    table = report.energy_table
+    by = report.energy.groupby("component", sort=False)["energy_pj"].sum()
+    total = float(by.sum())
+    df = pd.DataFrame({"component": by.index, "energy_uj": by.to_numpy() / 1e6,
+                       "share": by.to_numpy() / total if total else 0.0,
+                       "area_mm2": [table.area_mm2.get(c, float("nan")) for c in by.index]})
+    print_frame(console, df, f"energy by component (table {table.name}, "
+                             f"{table.technology_nm:g} nm; details: approxsim energy-table)")
+    t = report.totals
+    keys = ["energy_uj", "avg_power_mw", "tops", "tops_per_w", "area_mm2", "tops_per_mm2",
+            "edp_j_s", "inferences_per_s"]
+    print_frame(console, pd.DataFrame([{k: t[k] for k in keys}]), "energy totals")
+
+
+@main.command("energy-table")
+@click.argument("arch", type=click.Path(path_type=Path))
+@click.option("--table", "table_path", type=click.Path(path_type=Path),
+              help="Energy table YAML instead of the one ARCH names (or the 45 nm default).")
+@click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
+              show_default=True)
+def energy_table(arch: Path, table_path: Path | None, fmt: str) -> None:
+    """Print the energy table ARCH really uses: every (component, action), resolved, sourced."""
+    from simulator.energy import load_energy_table, table_for
+
+    spec = load_arch(arch)
+    table = load_energy_table(table_path, spec) if table_path else table_for(spec)
+    df = table.frame()
+    area = pd.DataFrame({"component": list(table.area_mm2),
+                         "area_mm2": list(table.area_mm2.values()),
+                         "source": [table.area_sources.get(c, "") for c in table.area_mm2]})
+    if fmt == "csv":
+        click.echo(df.to_csv(index=False), nl=False)
+        return
+    console = Console(width=max(Console().width, 200))
+    print_frame(console, df, f"energy table {table.name} for {spec.name} at "
+                             f"{table.technology_nm:g} nm ({table.source})")
+    print_frame(console, area, "area")
 
 
 @main.group()
@@ -109,3 +151,54 @@ def validate_scalesim(configs: tuple[Path, ...], topology: Path | None) -> None:
     click.echo(f"{len(df) - bad} of {len(df)} layers agree exactly on compute cycles")
     if bad:
         sys.exit(1)
+
+
+@main.command()
+@click.argument("model")
+@click.argument("recipe")
+@click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
+              help="Trace to write: a directory, or a .zip (atomically).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed.")
+def compress(model: str, recipe: str, output: Path, seed: int) -> None:
+    """Compress MODEL with RECIPE and write the workload trace.
+
+    MODEL is a bundled name (digits-lenet), 'package.module:factory' (returning a torch module,
+    or a (module, TaskData) pair) or an .onnx file. RECIPE is a recipe YAML or the name of a
+    bundled one (workloads/recipes/).
+    """
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from simulator.frontend import compress as run_compress
+    from simulator.frontend import load_model, load_recipe
+    from simulator.trace import write_trace
+
+    rec = load_recipe(recipe)
+    console = Console(width=max(Console().width, 200))
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  console=Console(stderr=True), transient=True) as bar:
+        tasks: dict[str, Any] = {}
+
+        def progress(phase: str, done: int, total: int) -> None:
+            if phase not in tasks:
+                tasks[phase] = bar.add_task(phase, total=total)
+            bar.update(tasks[phase], completed=done, total=total)
+
+        net, data, name = load_model(model, progress)
+        if isinstance(net, Path):
+            from simulator.frontend.onnx import compress_onnx
+
+            result = compress_onnx(net, rec)
+        else:
+            if data is None:
+                raise SimulatorError(f"model {model!r}: the factory returned no data; return "
+                                     f"(module, simulator.frontend.pipeline.TaskData)")
+            result = run_compress(net, rec, data, name=name, progress=progress, seed=seed)
+    print_frame(console, result.table(), f"{name}: {rec.name} (before -> after)")
+    for note in result.notes:
+        click.echo(f"note: {note}", err=True)
+    acc = result.trace.accuracy
+    if acc is not None and acc.baseline is not None and acc.compressed is not None:
+        click.echo(f"accuracy on {acc.dataset}, {acc.samples} samples: baseline "
+                   f"{acc.baseline:.2%}, compressed {acc.compressed:.2%} "
+                   f"({(acc.compressed - acc.baseline) * 100:+.2f} points)")
+    click.echo(f"wrote {write_trace(result.trace, output)}")

@@ -8,15 +8,15 @@ fold this module computes, vectorised over all folds at once:
 
 **Reuse model** (per operand, given the fold loop order of the dataflow). An input operand
 whose fold slice changes with the *inner* loop only (e.g. the ifmap in ``ws``) is fetched once
-if the whole operand fits in one tile's share of its buffer (half, when double buffered) and
-then stays resident; otherwise it is re-fetched on every outer iteration. A slice that changes
-with the outer loop only (the ifmap in ``os``) is fetched once per outer iteration if it fits,
-else on every fold. A slice that changes with both is fetched once, on its fold. When the
-reduction dimension K is mapped spatially (``ws``, ``is``) partial sums of an output slice
-accumulate in the ofmap buffer over the inner loop if that slice fits (at ``acc_bits``), and
-the final outputs leave once; if not, every fold spills its partial sums and the next reads
-them back. Bytes of a slice are its share of the tensor's *unique* bytes (the ifmap before
-im2col expansion), at the operand's bit width, packed.
+if the whole operand fits in its buffer (all of it: a resident operand needs no second half to
+prefetch into) and then stays resident; otherwise it is re-fetched on every outer iteration. A
+slice that changes with the outer loop only (the ifmap in ``os``) is fetched once per outer
+iteration if it fits, else on every fold. A slice that changes with both is fetched once, on
+its fold. When the reduction dimension K is mapped spatially (``ws``, ``is``) partial sums of
+an output slice accumulate in the ofmap buffer over the inner loop if that slice fits (at
+``acc_bits``), and the final outputs leave once; if not, every fold spills its partial sums and
+the next reads them back. Bytes of a slice are its share of the tensor's *unique* bytes (the
+ifmap before im2col expansion), at the operand's bit width, packed.
 
 **Tiles.** Consecutive folds are grouped into tiles: a new tile starts whenever one operand's
 DRAM stream crosses a multiple of that operand's tile capacity, so a tile holds about one
@@ -78,6 +78,10 @@ class LayerMapping:
     weight_density: float = 1.0
     act_density: float = 1.0
     load_imbalance: float = 1.0
+    macs_per_pe_per_cycle: float = 1.0
+    weight_bits: int = 0
+    act_bits: int = 0
+    pe_kind: str = ""
 
 
 def _chunks(size: int, lanes: int) -> np.ndarray:
@@ -88,9 +92,11 @@ def _chunks(size: int, lanes: int) -> np.ndarray:
 
 
 def _to_int(values: np.ndarray) -> np.ndarray:
-    """Round a float array to int64 so that every prefix sum is rounded, not each entry."""
-    cum = np.rint(np.cumsum(values, dtype=np.float64)).astype(np.int64)
-    return np.diff(cum, prepend=0)
+    """Whole bytes (or cycles) per entry of a float array: every prefix sum is rounded *up*
+    (packed sub-byte data still occupies whole bytes), so the total is ``ceil(sum)`` and no
+    entry's rounding accumulates. ``1e-9`` absorbs float noise in exact sums."""
+    cum = np.ceil(np.cumsum(values, dtype=np.float64) - 1e-9).astype(np.int64)
+    return np.diff(np.maximum(cum, 0), prepend=0)
 
 
 def _tile_starts(streams: list[tuple[np.ndarray, float]], n: int) -> np.ndarray:
@@ -122,7 +128,7 @@ class _Plan:
 
 
 def _plan(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram], outer_dim: str,
-          bits: Mapping[str, float]) -> _Plan:
+          bits: Mapping[str, float], stream_scale: int = 1) -> _Plan:
     """Fold arrays, DRAM loads/stores and SRAM counts for one loop order (module docstring)."""
     p, df = array.params, array.dataflow
     size: dict[str, int] = {"M": layer.M, "K": layer.K, "N": layer.N}
@@ -153,8 +159,8 @@ def _plan(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram], outer
             mask = ones
         elif outer_dim in dims:
             mask = first["inner"] if slice_bytes[op].max() <= cap else ones
-        else:
-            mask = first["outer"] if whole[op] <= cap else ones
+        else:  # kept for the whole layer: needs no second half to prefetch into
+            mask = first["outer"] if whole[op] <= buffers[op].capacity_bytes else ones
         loads[op] = np.where(mask, slice_bytes[op], 0.0)
 
     final = slice_bytes["ofmap"]
@@ -175,7 +181,8 @@ def _plan(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram], outer
             loads["psum"] = np.where(first[loop], 0.0, psum_bytes)
         port_bits = (elems["ofmap"] + reads) * p.acc_bits
 
-    busy = np.full(n_o * n_i, array.fold_cycles(size[df.stream]), dtype=np.int64)
+    busy = np.full(n_o * n_i, array.fold_cycles(size[df.stream] * stream_scale),
+                   dtype=np.int64)
     for op, bits_moved in (("ifmap", elems["ifmap"] * bits["ifmap"]),
                            ("filter", elems["filter"] * bits["filter"]), ("ofmap", port_bits)):
         bw = buffers[op].bits_per_cycle
@@ -202,10 +209,17 @@ def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram],
     Sparsity (:mod:`simulator.sparsity`) can shrink the GEMM, compress stored operands and,
     when the array skips zeros, replace each fold's stream length by its busiest lane's work.
     """
-    p, df = array.params, array.dataflow
+    p, df, kind = array.params, array.dataflow, array.kind
     a_bits = layer.act_bits or p.act_bits
     w_bits = layer.weight_bits or p.weight_bits
-    f_bits = w_bits if layer.filter_is_weight else a_bits
+    # a codebook stores indices; the PE computes on the codebook's values (arch weight_bits)
+    value_bits = p.weight_bits if layer.weight.codebook_size else w_bits
+    if layer.filter_is_weight:
+        kind.check(layer.name, value_bits, a_bits, layer.weight.scheme)
+        f_bits = kind.weight_storage_bits(w_bits)
+    else:
+        kind.check(layer.name, a_bits, a_bits)
+        f_bits = a_bits
     sv: SparseView | None = None
     work_layer = layer
     bits: dict[str, float] = {"ifmap": a_bits, "filter": f_bits, "ofmap": a_bits}
@@ -218,8 +232,13 @@ def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram],
             filter_elements=round(layer.filter_elements * sv.K * sv.N / (layer.K * layer.N)))
         bits["filter"] = (f_bits + sv.nm_index_bits) * sv.weight_scale
         bits["ifmap"] = a_bits * sv.act_scale
+    wb_op = value_bits if layer.filter_is_weight else a_bits
+    view = kind.gemm_view(work_layer.M, work_layer.K, work_layer.N, wb_op, a_bits)
+    pack = kind.pack(wb_op, a_bits)
+    work_layer = dataclasses.replace(work_layer, M=view.M, K=view.K, N=view.N)
+    scale = view.stream_cycles_per_value
     other = df.cols if df.outer == df.rows else df.rows
-    plans = [_plan(work_layer, array, buffers, d, bits) for d in (df.outer, other)]
+    plans = [_plan(work_layer, array, buffers, d, bits, scale) for d in (df.outer, other)]
     plan = min(plans, key=lambda pl: pl.dram_bytes)  # stable: default order wins ties
 
     reps = layer.count
@@ -228,14 +247,15 @@ def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram],
         work, mean = sv.work, sv.lane_mean
         if plan.outer != df.rows:  # folds run column chunk outermost
             work, mean = work.transpose(0, 2, 1), mean.transpose(0, 2, 1)
-        busy = array.fold_cycles(0) + work.reshape(-1)
+        busy = array.fold_cycles(0) + -(-work.reshape(-1) // pack) * scale
         imbalance = float(work.sum() / mean.sum()) if mean.sum() > 0 else 1.0
-        compute = int(busy.sum()) - 1
+        compute = max(int(busy.sum()) - 1, 1)
     else:
         busy = np.tile(plan.busy, reps)
         stream = {"M": work_layer.M, "K": work_layer.K, "N": work_layer.N}[df.stream]
-        compute = len(busy) * array.fold_cycles(stream) - 1
-    busy[-1] -= 1  # SCALE-Sim counts cycles from zero: a layer takes folds * fold - 1
+        compute = max(len(busy) * array.fold_cycles(stream * scale) - 1, 1)
+    if busy.sum() > 1:  # SCALE-Sim counts from zero: a layer takes folds * fold - 1 cycles
+        busy[-1] -= 1   # (except a one-cycle layer, which SCALE-Sim divides by zero on)
     folds = len(plan.busy) * reps
     cols = {k: np.tile(v, reps) for k, v in plan.loads.items()}
     starts = _tile_starts([(cols["ifmap"], buffers["ifmap"].tile_bytes),
@@ -258,11 +278,17 @@ def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram],
         "weight_metadata_bytes": sv.weight_metadata_bytes if sv else 0,
         "act_metadata_bytes": sv.act_metadata_bytes if sv else 0,
     }
+    arith = kind.actions(view.M, layer.K if sv is None else sv.K, view.N, wb_op, a_bits,
+                         layer.weight.codebook_size)
+    counts.update({f"arith.{k}": v * reps for k, v in arith.items()})
     return LayerMapping(layer, array.name, tiles, compute_cycles=compute, folds=folds,
                         mapping_efficiency=int(plan.used.sum()) * reps / (folds * array.n_pes),
                         counts=counts, loop_outer=plan.outer,
                         weight_density=sv.weight_density if sv else 1.0,
-                        act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance)
+                        act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance,
+                        macs_per_pe_per_cycle=kind.macs_per_pe_per_cycle(wb_op, a_bits),
+                        weight_bits=value_bits if layer.filter_is_weight else a_bits,
+                        act_bits=a_bits, pe_kind=kind.kind)
 
 
 def map_vector(layer: Layer, unit: Simd, buffers: Mapping[str, Sram],

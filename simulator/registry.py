@@ -8,6 +8,7 @@ Unknown impls and duplicate registrations are errors (the Ramulator 2 pattern).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
@@ -15,6 +16,8 @@ from typing import Any, Generic, TypeVar
 from pydantic import BaseModel, ValidationError
 
 T = TypeVar("T")
+#: pydantic's location tags for members of a union type (not keys the user wrote).
+_UNION_MEMBER = re.compile(r"^(?:[a-z]+(?:-[a-z]+)+|[a-z]+\[.*\]|int|str|float|bool|none)$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,8 +36,10 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, s
         for item in err["loc"]:
             if isinstance(item, int):
                 parts[-1:] = [f"{parts[-1]}[{item}]"] if parts else [f"[{item}]"]
-            else:
+            elif not _UNION_MEMBER.match(str(item)):
                 parts.append(str(item))
+            # else: the name of a union member (``constrained-int``, ``tuple[...]``): the
+            # user wrote the field, not the member, so the path stops at the field
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
@@ -42,7 +47,13 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, s
             msg = "required key is missing"
         elif "input" in err and err["type"] not in ("missing",):
             msg = f"{msg} (got {err['input']!r})"
-        out.append((".".join(parts), msg))
+        path = ".".join(parts)
+        same = [i for i, (p, _) in enumerate(out) if p == path]
+        if same:  # one mistake in a union field: one error, every alternative's reason
+            i = same[0]
+            out[i] = (path, f"{out[i][1]}; or {msg}")
+        else:
+            out.append((path, msg))
     return out
 
 

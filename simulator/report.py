@@ -7,6 +7,7 @@ are counted in operand elements (SCALE-Sim's "words" at one element per word).
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 from collections.abc import Mapping
@@ -17,6 +18,8 @@ from typing import Any
 
 import pandas as pd
 
+from simulator.energy import EnergyTable, energy_totals, layer_energy_pj, price
+
 LAYER_COLUMNS = [
     "layer", "op", "unit", "M", "K", "N", "groups", "macs", "effectual_macs", "skipped_macs",
     "gated_macs", "weight_density", "act_density", "load_imbalance", "folds", "tiles",
@@ -24,10 +27,12 @@ LAYER_COLUMNS = [
     "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
     "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes",
     "dram_psum_read_bytes", "dram_read_bytes", "dram_write_bytes", "dram_busy_cycles",
-    "weight_metadata_bytes", "act_metadata_bytes",
+    "weight_metadata_bytes", "act_metadata_bytes", "pe_kind", "weight_bits", "act_bits",
+    "macs_per_pe_per_cycle", "energy_pj",
 ]
 _NOT_SUMMED = ("pe_utilisation", "compute_utilisation", "mapping_efficiency", "weight_density",
-               "act_density", "load_imbalance")
+               "act_density", "load_imbalance", "energy_pj", "pe_kind", "weight_bits",
+               "act_bits", "macs_per_pe_per_cycle")
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,6 +73,10 @@ class LayerResult:
     dram_busy_cycles: int
     weight_metadata_bytes: int
     act_metadata_bytes: int
+    pe_kind: str
+    weight_bits: int
+    act_bits: int
+    macs_per_pe_per_cycle: float
     actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
 
 
@@ -80,12 +89,20 @@ class Report:
     n_pes: int
     clock_mhz: float
     results: tuple[LayerResult, ...]
+    energy_table: EnergyTable | None = None
 
     @cached_property
     def layers(self) -> pd.DataFrame:
-        """One row per layer, columns :data:`LAYER_COLUMNS`."""
+        """One row per layer, columns :data:`LAYER_COLUMNS` (``energy_pj``: counts x table)."""
         rows = [{k: v for k, v in asdict(r).items() if k != "actions"} for r in self.results]
-        return pd.DataFrame(rows, columns=LAYER_COLUMNS)
+        df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
+        df["energy_pj"] = layer_energy_pj([r.actions for r in self.results], self.energy_table)
+        return df
+
+    @cached_property
+    def energy(self) -> pd.DataFrame:
+        """Long table: ``arch, layer, component, action, count, pj_per_action, energy_pj``."""
+        return price(self.actions, self.energy_table)
 
     @cached_property
     def actions(self) -> pd.DataFrame:
@@ -104,12 +121,15 @@ class Report:
         total = sums["total_cycles"]
         return {
             "arch": self.arch, "workload": self.workload, "layers": len(df), **sums,
-            "pe_utilisation": sums["effectual_macs"] / (self.n_pes * total) if total else 0.0,
-            "compute_utilisation": (float(gemm["effectual_macs"].sum())
-                                    / (self.n_pes * float(gemm["compute_cycles"].sum()))
-                                    if len(gemm) else 0.0),
+            "pe_utilisation": (float((df["pe_utilisation"] * df["total_cycles"]).sum())
+                               / total if total else 0.0),
+            "compute_utilisation": (float((gemm["compute_utilisation"]
+                                           * gemm["compute_cycles"]).sum())
+                                    / float(gemm["compute_cycles"].sum()) if len(gemm) else 0.0),
             "mapping_efficiency": used / float(gemm["folds"].sum()) if len(gemm) else 0.0,
             "latency_us": total / self.clock_mhz,
+            **energy_totals(math.fsum(df["energy_pj"]), total, self.clock_mhz, sums["macs"],
+                            self.energy_table.area_mm2 if self.energy_table else {}),
         }
 
     def write(self, directory: str | Path, fmt: str = "csv") -> list[Path]:
@@ -119,10 +139,10 @@ class Report:
         stem = f"{self.arch}__{self.workload}"
         if fmt == "csv":
             paths = [out / f"{stem}__layers.csv", out / f"{stem}__totals.csv",
-                     out / f"{stem}__actions.csv"]
+                     out / f"{stem}__actions.csv", out / f"{stem}__energy.csv"]
             texts = [self.layers.to_csv(index=False),
                      pd.DataFrame([self.totals]).to_csv(index=False),
-                     self.actions.to_csv(index=False)]
+                     self.actions.to_csv(index=False), self.energy.to_csv(index=False)]
         elif fmt == "json":
             paths = [out / f"{stem}.json"]
             texts = [self.to_json()]

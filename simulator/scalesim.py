@@ -9,6 +9,10 @@ Mapping of a SCALE-Sim 3.0.0 config (keys of its ``scale_config.py``) onto appro
   GB/s equals bytes per cycle (SCALE-Sim reports cycles only, so the clock is only a unit);
   SCALE-Sim has no DRAM latency, so latency is 0;
 * ``WordSize`` (bytes, optional, default 1 as SCALE-Sim's fixed word) -> operand bits;
+* SCALE-Sim has no energy model, so its files carry no DRAM energy: the importer sets
+  ``dram.energy_pj_per_bit`` from its ``dram_pj_per_bit`` argument, by default
+  :data:`SCALESIM_DRAM_PJ_PER_BIT` = 8 pJ/bit (LPDDR4, CACTI as used by Accelergy;
+  ../shared/reference/energy.md), the same value the bundled ``scalesim_32x32_*.yaml`` state;
 * read and without effect on cycles: ``run_name``, the address offsets, request-buffer
   sizes, ``InterfaceBandwidth`` (CALC/USER), ``TopologyCsvLoc`` and the ``[layout]`` bank keys
   while custom layouts are off;
@@ -43,7 +47,12 @@ _KNOWN: dict[str, set[str]] = {
 }
 
 
-def load_scalesim_cfg(path: str | Path) -> ArchConfig:
+#: DRAM energy given to imported SCALE-Sim configs (module docstring): LPDDR4, 8 pJ/bit.
+SCALESIM_DRAM_PJ_PER_BIT = 8.0
+
+
+def load_scalesim_cfg(path: str | Path, *,
+                      dram_pj_per_bit: float = SCALESIM_DRAM_PJ_PER_BIT) -> ArchConfig:
     """Read a SCALE-Sim ``.cfg`` file as an approxsim architecture (see module docstring)."""
     p = Path(path)
     if not p.is_file():
@@ -103,7 +112,7 @@ def load_scalesim_cfg(path: str | Path) -> ArchConfig:
                          "bandwidth_words": math.inf, "double_buffered": True}
                     for op, size in zip(("ifmap", "filter", "ofmap"), sizes, strict=True)},
         "dram": {"impl": "dram", "bandwidth_gb_per_s": bandwidth * word, "latency_ns": 0.0,
-                 "channels": 1},
+                 "channels": 1, "energy_pj_per_bit": dram_pj_per_bit},
     }
     return parse_arch(data, source=str(p))
 

@@ -8,7 +8,10 @@ of layer cycles, as in SCALE-Sim.
 from __future__ import annotations
 
 from simulator.accelerator import Accelerator, build
+from simulator.actions import count_actions
+from simulator.components.pe_array import SystolicArray
 from simulator.config import ArchConfig
+from simulator.energy import EnergyTable, table_for
 from simulator.engine import run_tiles
 from simulator.mapping import LayerMapping, check_mappable, map_gemm, map_vector
 from simulator.report import LayerResult, Report
@@ -20,8 +23,11 @@ def map_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerMapping:
 
     ``seed`` draws the random masks of operands that carry only a density."""
     check_mappable(layer)
+    pe = acc.pe_array
     if layer.kind == "gemm":
-        return map_gemm(layer, acc.pe_array, acc.buffers, seed)
+        if isinstance(pe, SystolicArray):
+            return map_gemm(layer, pe, acc.buffers, seed)
+        return pe.map_layer(layer, acc.buffers, seed)
     return map_vector(layer, acc.vector_unit, acc.buffers, acc.pe_array.params.act_bits)
 
 
@@ -40,17 +46,7 @@ def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
     n_pes = acc.pe_array.n_pes
     gemm = layer.kind == "gemm"
     c = m.counts
-    actions = {
-        (m.unit, "mac" if gemm else "vector_op"): layer.macs if gemm else layer.vector_ops,
-        ("ifmap", "read"): c["sram_ifmap_reads"],
-        ("filter", "read"): c["sram_filter_reads"],
-        ("ofmap", "write"): c["sram_ofmap_writes"],
-        ("ofmap", "read"): c["sram_ofmap_reads"],
-        ("dram", "read_byte"): sum(reads.values()),
-        ("dram", "write_byte"): writes,
-        (m.unit, "busy_cycle"): timing.busy_cycles,
-        ("accelerator", "cycle"): total,
-    }
+    actions = count_actions(layer, m, timing, acc)
     return LayerResult(
         layer=layer.name, op=layer.op, unit=m.unit, M=layer.M, K=layer.K, N=layer.N,
         groups=layer.count, macs=layer.macs, folds=m.folds, tiles=t.n_tiles,
@@ -61,8 +57,12 @@ def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
         act_density=m.act_density, load_imbalance=m.load_imbalance,
         weight_metadata_bytes=c["weight_metadata_bytes"],
         act_metadata_bytes=c["act_metadata_bytes"],
-        pe_utilisation=c["effectual_macs"] / (n_pes * total) if gemm and total else 0.0,
-        compute_utilisation=(c["effectual_macs"] / (n_pes * m.compute_cycles)
+        pe_kind=m.pe_kind, weight_bits=m.weight_bits, act_bits=m.act_bits,
+        macs_per_pe_per_cycle=m.macs_per_pe_per_cycle,
+        pe_utilisation=(c["effectual_macs"] / (n_pes * m.macs_per_pe_per_cycle * total)
+                        if gemm and total else 0.0),
+        compute_utilisation=(c["effectual_macs"]
+                             / (n_pes * m.macs_per_pe_per_cycle * m.compute_cycles)
                              if gemm and m.compute_cycles > 0 else 0.0),
         mapping_efficiency=m.mapping_efficiency,
         sram_ifmap_reads=c["sram_ifmap_reads"], sram_filter_reads=c["sram_filter_reads"],
@@ -72,9 +72,17 @@ def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
         dram_write_bytes=writes, dram_busy_cycles=timing.dram_busy_cycles, actions=actions)
 
 
-def simulate(arch: ArchConfig, workload: Workload) -> Report:
-    """Simulate ``workload`` on ``arch``; pure (no printing, no files, no global state)."""
+def simulate(arch: ArchConfig, workload: Workload,
+             energy_table: EnergyTable | None = None) -> Report:
+    """Simulate ``workload`` on ``arch``; pure (no printing, no files, no global state).
+
+    Energy: ``energy_table`` if given, else the one ``arch.energy_table`` names, else the
+    default 45 nm table (:func:`simulator.energy.table_for`). Every counted action must have
+    an entry (one :class:`~simulator.energy.EnergyError` lists all missing ones).
+    """
     acc = build(arch)
     results = tuple(run_layer(layer, acc, workload.seed) for layer in workload.layers)
+    table = energy_table if energy_table is not None else table_for(arch, acc)
+    table.require(k for r in results for k in r.actions)
     return Report(arch=arch.name, workload=workload.name, n_pes=acc.pe_array.n_pes,
-                  clock_mhz=arch.clock_mhz, results=results)
+                  clock_mhz=arch.clock_mhz, results=results, energy_table=table)

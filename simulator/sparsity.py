@@ -78,11 +78,18 @@ def _seed(seed: int, layer: str, operand: str) -> int:
 
 
 def _random_mask(shape: tuple[int, ...], density: float, seed: int) -> np.ndarray:
-    """Exactly ``round(density * size)`` nonzeros at seeded random positions."""
+    """Independent Bernoulli(``density``) nonzeros, seeded: uniform 16-bit draws compared with
+    ``round(density * 65536)`` (density resolution 1.5e-5), in chunks of 4 M values so a
+    100 M-weight layer needs little more than its boolean mask in memory."""
     size = math.prod(shape)
-    nnz = round(density * size)
-    out = np.zeros(size, dtype=bool)
-    out[np.random.default_rng(seed).choice(size, nnz, replace=False)] = True
+    out = np.empty(size, dtype=bool)
+    rng = np.random.default_rng(seed)
+    threshold = round(density * 65536)
+    step = 1 << 22
+    for start in range(0, size, step):
+        stop = min(size, start + step)
+        draws = np.frombuffer(rng.bytes(2 * (stop - start)), dtype=np.uint16)
+        np.less(draws, threshold, out=out[start:stop])
     return out.reshape(shape)
 
 
@@ -102,21 +109,36 @@ def weight_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
     return mask.reshape(g, k, n)
 
 
+def act_tensor_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
+    """A conv layer's input-activation mask in its own layout ``(C, H, W)``, or None."""
+    op, d = layer.activation, layer.dims
+    if (op.mask is None and op.density >= 1.0) or layer.op != "conv2d" \
+            or not {"in_channels", "in_h", "in_w", "kernel"} <= set(d):
+        return None
+    shape = (int(d["in_channels"]), int(d["in_h"]), int(d["in_w"]))
+    if op.mask is not None:
+        return np.asarray(op.mask, dtype=bool).reshape(shape)
+    return _random_mask(shape, op.density, _seed(seed, layer.name, "act"))
+
+
 def act_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
-    """The input-activation nonzero mask in GEMM view ``(count, M, K)`` (im2col), or None."""
+    """The input-activation nonzero mask in GEMM view ``(count, M, K)`` (im2col), or None.
+
+    A trace records the mask of one input sample; with a batch, every sample gets it."""
     op = layer.activation
     if op.mask is None and op.density >= 1.0:
         return None
     g, m, k = layer.count, layer.M, layer.K
-    d = layer.dims
-    if layer.op == "conv2d" and {"in_h", "in_w", "kernel"} <= set(d):
-        shape = (int(d["in_channels"]), int(d["in_h"]), int(d["in_w"]))
-        mask = (np.asarray(op.mask, dtype=bool).reshape(shape) if op.mask is not None
-                else _random_mask(shape, op.density, _seed(seed, layer.name, "act")))
-        return _im2col(mask, layer)
-    if op.mask is None:
+    tensor = act_tensor_mask(layer, seed)
+    if tensor is not None:
+        cols = _im2col(tensor, layer)
+    elif op.mask is None:
         return _random_mask((g, m, k), op.density, _seed(seed, layer.name, "act"))
-    return np.asarray(op.mask, dtype=bool).reshape(g, m, k)
+    else:
+        cols = np.asarray(op.mask, dtype=bool).reshape(g, -1, k)
+    if cols.shape[1] != m:
+        cols = np.tile(cols, (1, m // cols.shape[1], 1))
+    return cols
 
 
 def _pair(v: object) -> tuple[int, int]:
@@ -282,9 +304,9 @@ def sparse_view(layer: Layer, p: SparsityParams, dataflow: str, rows: int, cols:
     skipped += macs - g * m * k * n  # MACs removed by filter/channel pruning
 
     work = lane_mean = None
-    if skip_w or skip_a:
-        work, lane_mean = _lane_work(dataflow, a if skip_a else None, w if skip_w else None,
-                                     (g, m, k, n), rows, cols)
+    a_skip, w_skip = (a if skip_a else None), (w if skip_w else None)
+    if a_skip is not None or w_skip is not None:  # dense operands skip nothing
+        work, lane_mean = _lane_work(dataflow, a_skip, w_skip, (g, m, k, n), rows, cols)
     w_scale, w_meta = _storage(None if w is None else w.transpose(0, 2, 1), (n, k), g, w_bits,
                                p.weight_format, p)
     a_scale, a_meta = _storage(a, (m, k), g, a_bits, p.act_format, p)

@@ -396,7 +396,8 @@ _OPS = {"conv2d", "linear", "matmul", "maxpool", "avgpool", "global_avgpool",
 
 
 def load_workload(path: str | Path, *, ofmap_rounding: str = "scalesim") -> Workload:
-    """Load a network spec (``.yaml``) or a SCALE-Sim topology (``.csv``).
+    """Load a network spec (``.yaml``), a SCALE-Sim topology (``.csv``) or a compressed
+    workload trace (a directory or ``.zip``, :mod:`simulator.trace`).
 
     ``ofmap_rounding`` applies to topology CSVs only: ``"scalesim"`` uses SCALE-Sim's
     ``ceil((H - F + S) / S)`` so cycle counts match it; ``"floor"`` uses the correct
@@ -409,7 +410,11 @@ def load_workload(path: str | Path, *, ofmap_rounding: str = "scalesim") -> Work
         return load_topology(p, ofmap_rounding=ofmap_rounding)
     if p.suffix in (".yaml", ".yml"):
         return parse_network(read_yaml(p, WorkloadError), source=str(p))
+    if p.is_dir() or p.suffix == ".zip":
+        from simulator.trace import read_trace
+
+        return read_trace(p).workload
     if not p.exists():
         raise WorkloadError(str(p), [("", "file not found")])
-    raise WorkloadError(str(p), [("", "unsupported workload: expected a network spec .yaml "
-                                      "or a SCALE-Sim topology .csv")])
+    raise WorkloadError(str(p), [("", "unsupported workload: expected a network spec .yaml, "
+                                      "a SCALE-Sim topology .csv or a trace dir/.zip")])

@@ -53,7 +53,7 @@ def arch_dict(rows: int = 4, cols: int = 4, dataflow: str = "os", *,
                            "double_buffered": double_buffered}
                     for name in ("ifmap", "filter", "ofmap")},
         "dram": {"impl": "dram", "bandwidth_gb_per_s": dram_bandwidth,
-                 "latency_ns": latency_ns, "channels": channels},
+                 "latency_ns": latency_ns, "channels": channels, "energy_pj_per_bit": 8.0},
     }
     return _merge(data, overrides)
 

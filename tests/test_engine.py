@@ -20,7 +20,8 @@ from simulator.mapping import TileSchedule
 
 def dram(bandwidth: float = math.inf, latency: float = 0.0, channels: int = 1) -> Dram:
     return Dram("dram", Dram.Params(bandwidth_gb_per_s=bandwidth, latency_ns=latency,
-                                    channels=channels), clock_mhz=1000)
+                                    channels=channels, energy_pj_per_bit=8.0),
+                clock_mhz=1000)
 
 
 def tiles(busy, loads=None, stores=None, *, filters=None, psums=None) -> TileSchedule:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import math
 
+import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from simulator import simulate
+from simulator import SimulatorError, simulate
 from simulator.workload import Workload
 
 DIM = st.integers(1, 300)
@@ -31,8 +32,9 @@ def folds(dataflow: str, M: int, K: int, N: int, R: int, C: int) -> int:
 def cases(draw):
     M, K, N = draw(DIM), draw(DIM), draw(DIM)
     R, C, df = draw(SIDE), draw(SIDE), draw(DATAFLOW)
-    # A 1x1 os array has no fill/drain (K + R + C - 2 = K), so SCALE-Sim's "- 1" puts it below
-    # one MAC per cycle: see the xfail tests at the end of this file.
+    # A 1x1 os array has no fill/drain (K + R + C - 2 = K), so SCALE-Sim's zero-based "- 1"
+    # makes it faster than one MAC per cycle (utilisation > 1, as real SCALE-Sim 3.0.0 reports
+    # too: 109 % for M=2, N=2, K=3); see the tests at the end of this file.
     assume(not (df == "os" and R == C == 1))
     assume(folds(df, M, K, N, R, C) <= MAX_FOLDS)
     kw = dict(size_kb=draw(SIZE_KB), dram_bandwidth=draw(DRAM_BW), latency_ns=draw(LATENCY),
@@ -53,6 +55,10 @@ def test_cycle_bounds(tiny_arch, tiny_layer, case):
     assert row["macs"] == macs
     assert row["total_cycles"] >= row["compute_cycles"] >= math.ceil(macs / (R * C))
     assert row["stall_cycles"] == row["total_cycles"] - row["compute_cycles"] >= 0
+    # Bound under contention: every DRAM byte crosses the interface (at 1000 MHz, GB/s is
+    # bytes per cycle, over all channels together).
+    moved = row["dram_read_bytes"] + row["dram_write_bytes"]
+    assert row["total_cycles"] >= moved / kw["dram_bandwidth"]
 
 
 @FAST
@@ -62,13 +68,13 @@ def test_utilisation_and_mapping_efficiency_in_unit_interval(tiny_arch, tiny_lay
     row = one(tiny_arch(R, C, df, **kw), tiny_layer(M, K, N))
     assert 0 < row["pe_utilisation"] <= 1
     assert row["pe_utilisation"] * R * C * row["total_cycles"] == \
-        __import__("pytest").approx(M * K * N)
+        pytest.approx(M * K * N)
     assert 0 < row["mapping_efficiency"] <= 1
     # Mean over folds of used / (R*C): every PE-slot of the GEMM's spatial dims is used once.
     spatial = {"os": M * N, "ws": K * N, "is": K * M}[df]
     n_folds = folds(df, M, K, N, R, C)
     assert row["folds"] == n_folds
-    assert row["mapping_efficiency"] * n_folds * R * C == __import__("pytest").approx(spatial)
+    assert row["mapping_efficiency"] * n_folds * R * C == pytest.approx(spatial)
 
 
 @FAST
@@ -105,16 +111,16 @@ def test_more_dram_bandwidth_never_slower(tiny_arch, tiny_layer, case, factor):
 def test_double_buffering_never_slower(tiny_arch, tiny_layer, case):
     """Double buffering with the same per-tile capacity (twice the SRAM) never loses.
 
-    Same capacity per tile means the same tiles and the same DRAM traffic; the second slot
-    only lets load i+1 overlap compute i.
+    Same capacity per tile means the same tiles, and an operand resident for the whole layer
+    may use both halves, so traffic can only drop; the second slot lets load i+1 overlap
+    compute i.
     """
     (M, K, N), (R, C, df), kw = case
     layer = tiny_layer(M, K, N)
     single = one(tiny_arch(R, C, df, double_buffered=False, **kw), layer)
     kw["size_kb"] *= 2
     double = one(tiny_arch(R, C, df, double_buffered=True, **kw), layer)
-    assert double["dram_read_bytes"] == single["dram_read_bytes"]
-    assert double["tiles"] == single["tiles"]
+    assert double["dram_read_bytes"] <= single["dram_read_bytes"]
     assert double["total_cycles"] <= single["total_cycles"]
 
 
@@ -127,3 +133,30 @@ def test_unlimited_memory_has_no_stalls(tiny_arch, tiny_layer, case):
     per_fold = {"os": K + R + C - 2, "ws": 2 * R + C + M - 2, "is": 2 * R + C + N - 2}[df]
     assert row["compute_cycles"] == folds(df, M, K, N, R, C) * per_fold - 1
     assert row["total_cycles"] == row["compute_cycles"]
+
+
+def test_single_pe_os_inherits_scalesim_overcount(tiny_arch, tiny_layer):
+    # Real SCALE-Sim 3.0.0 on a 1x1 os array, GEMM M=2, N=2, K=3 (run with
+    # simulator/scalesim_driver.py): 11 compute cycles, "Overall Util" 109.09 %.
+    # 4 folds of K + 1 + 1 - 2 = 3 cycles, minus 1 = 11 < 12 MACs. Matching SCALE-Sim exactly
+    # is the design goal, so the bound compute >= ceil(macs / PEs) is off by one here only.
+    row = one(tiny_arch(1, 1, "os"), tiny_layer(2, 3, 2))
+    assert row["compute_cycles"] == 11
+    assert row["pe_utilisation"] == pytest.approx(12 / 11)
+
+
+def test_one_mac_on_single_pe_takes_time(tiny_arch, tiny_layer):
+    try:
+        row = one(tiny_arch(1, 1, "os"), tiny_layer(1, 1, 1))
+    except SimulatorError:
+        return  # a clear user-facing error would also be acceptable
+    assert row["total_cycles"] >= 1
+    assert 0 < row["pe_utilisation"] <= 1
+
+
+def test_sub_byte_operands_move_at_least_their_packed_bytes(tiny_arch, tiny_layer):
+    # 5 activations, 1 weight and 5 outputs of 4 bits: ceil(2.5) = 3, ceil(0.5) = 1, 3 bytes.
+    row = one(tiny_arch(4, 4, "os", bits=4), tiny_layer(5, 1, 1))
+    assert row["dram_ifmap_read_bytes"] >= 3
+    assert row["dram_filter_read_bytes"] >= 1
+    assert row["dram_write_bytes"] >= 3

@@ -107,13 +107,16 @@ def test_dram_reads_match_when_operands_fit(path, ref):
     two differ legitimately: SCALE-Sim re-fetches along its fixed fold order, while approxsim
     picks whichever of the two fold loop orders moves fewer DRAM bytes (mapping.map_gemm), e.g.
     G_deep (64000-byte operands, 32 KiB halves) on 32x32 os: SCALE-Sim reads the ifmap twice.
+    An operand of exactly half a buffer fits in approxsim but not quite in SCALE-Sim (ResNet-18
+    Conv4_s on 32x32 os: a 32768-byte filter, of which SCALE-Sim reads 36846 bytes), so the
+    comparison needs strictly less than half.
     """
     arch = load_arch(INPUTS / f"{path.stem.split('__')[0]}.cfg")
     half = {name: spec.params.size_kb * 1024 / 2 for name, spec in arch.buffers.items()}
     workload = load_workload(INPUTS / f"{path.stem.split('__')[1]}.csv")
     layer = {lay.name: lay for lay in workload.layers}[ref["layer"]]
-    if layer.ifmap_elements > half["ifmap"] or layer.filter_elements > half["filter"]:
-        pytest.skip("an operand exceeds half its buffer: re-fetch depends on loop order")
+    if layer.ifmap_elements >= half["ifmap"] or layer.filter_elements >= half["filter"]:
+        pytest.skip("an operand fills half its buffer: re-fetch depends on loop order")
     mine = _ours(path).loc[ref["layer"]]
     assert mine["dram_ifmap_read_bytes"] == ref["dram_ifmap_reads"]
     assert mine["dram_filter_read_bytes"] == ref["dram_filter_reads"]

@@ -55,7 +55,8 @@ class Sram:
 @DRAMS.register("dram")
 class Dram:
     """Off-chip DRAM: total bandwidth in GB/s (1e9 bytes) split evenly over ``channels``,
-    and a fixed access latency in ns added to every read transfer.
+    and a fixed access latency in ns added to every read transfer; ``energy_pj_per_bit`` is
+    the energy of moving one bit to or from it (interface + device), used by the energy model.
 
     A transfer of ``b`` bytes on one channel occupies it for
     ``latency + ceil(b / (bytes_per_cycle / channels))`` cycles (reads) or the bandwidth term
@@ -67,6 +68,9 @@ class Dram:
         bandwidth_gb_per_s: float = Field(gt=0, allow_inf_nan=True)
         latency_ns: float = Field(default=0.0, ge=0, allow_inf_nan=False)
         channels: int = Field(default=1, gt=0, strict=True)
+        #: Required: published DRAM energies differ by 5x (8-40 pJ/bit, reference/energy.md),
+        #: so each architecture states its own, with its source; no default hides in code.
+        energy_pj_per_bit: float = Field(gt=0, allow_inf_nan=False)
 
     def __init__(self, name: str, params: Params, *, clock_mhz: float, **_: object) -> None:
         self.name = name

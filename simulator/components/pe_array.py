@@ -7,12 +7,14 @@ against its output (../shared/reference/scalesim.md and tests/golden/scalesim/).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from simulator.components.pe_kinds import PEKind, pe_kind
 from simulator.components.registries import PE_ARRAYS
 from simulator.dataflows import DATAFLOWS, Dataflow
+from simulator.errors import ConfigError
 from simulator.sparsity import SparsityParams
 
 
@@ -23,8 +25,11 @@ class SystolicArray:
     One PE does one multiply-accumulate per cycle. Operands are ``act_bits``/``weight_bits``
     wide in memory; partial sums are ``acc_bits`` wide (they only leave the chip when the
     ofmap buffer cannot hold them); outputs are written back requantised to ``act_bits``, the
-    next layer's input precision. ``sparsity`` configures zero gating/skipping, N:M
-    structured weights and compressed storage formats (:mod:`simulator.sparsity`).
+    next layer's input precision. ``pe`` selects the PE kind (``mac``, ``shift``, ``xnor``,
+    ``ternary``, ``bitserial``, ``bitfusion``, ``bfp``; a name or ``{impl: name, ...}``) whose
+    geometry and rate change the folds (:mod:`simulator.components.pe_kinds`). ``sparsity``
+    configures zero gating/skipping, N:M structured weights and compressed storage formats
+    (:mod:`simulator.sparsity`).
     """
 
     class Params(BaseModel):
@@ -32,15 +37,25 @@ class SystolicArray:
         rows: int = Field(gt=0, strict=True)
         cols: int = Field(gt=0, strict=True)
         dataflow: Literal["os", "ws", "is"]
-        pe: Literal["mac"] = "mac"
+        pe: str | dict[str, Any] = "mac"
         weight_bits: int = Field(default=8, gt=0, le=64, strict=True)
         act_bits: int = Field(default=8, gt=0, le=64, strict=True)
         acc_bits: int = Field(default=32, gt=0, le=128, strict=True)
         sparsity: SparsityParams = SparsityParams()
 
+        @field_validator("pe")
+        @classmethod
+        def _pe(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+            try:
+                pe_kind(v)
+            except ConfigError as exc:
+                raise ValueError("; ".join(f"{p}: {m}" for p, m in exc.errors)) from None
+            return v
+
     def __init__(self, name: str, params: Params, **_: object) -> None:
         self.name = name
         self.params = params
+        self.kind: PEKind = pe_kind(params.pe)
 
     @property
     def rows(self) -> int:

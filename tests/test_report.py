@@ -1,0 +1,117 @@
+"""Report files: parseable, with the required columns, written atomically; totals add up."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from simulator import load_arch, load_workload, simulate
+from simulator.report import LAYER_COLUMNS
+
+REPO = Path(__file__).resolve().parent.parent
+REQUIRED = ["layer", "op", "M", "K", "N", "macs", "compute_cycles", "stall_cycles",
+            "total_cycles", "pe_utilisation", "mapping_efficiency", "sram_ifmap_reads",
+            "sram_filter_reads", "sram_ofmap_writes", "dram_read_bytes", "dram_write_bytes"]
+SUMMED = ["macs", "compute_cycles", "stall_cycles", "total_cycles", "sram_ifmap_reads",
+          "sram_filter_reads", "sram_ofmap_writes", "dram_read_bytes", "dram_write_bytes"]
+
+
+@pytest.fixture(scope="module")
+def report():
+    # LeNet-5 (convs, pools, linears) on SCALE-Sim's default array: gemm and vector layers.
+    return simulate(load_arch(REPO / "arch_configs" / "scalesim_32x32_os.yaml"),
+                    load_workload(REPO / "workloads" / "networks" / "lenet5.yaml"))
+
+
+def test_layer_columns_include_required():
+    assert set(REQUIRED) <= set(LAYER_COLUMNS)
+
+
+def test_layers_frame(report):
+    df = report.layers
+    assert list(df.columns) == LAYER_COLUMNS
+    assert len(df) == 6
+    assert set(df["op"]) >= {"conv2d", "linear"}
+    assert (df["stall_cycles"] == df["total_cycles"] - df["compute_cycles"]).all()
+
+
+def test_totals_are_column_sums(report):
+    df, totals = report.layers, report.totals
+    assert totals["layers"] == len(df)
+    for col in SUMMED:
+        assert totals[col] == int(df[col].sum()), col
+    # Network utilisation weighs layers by their cycles: all MACs over all PE-cycles.
+    assert totals["pe_utilisation"] == pytest.approx(
+        df["macs"].sum() / (32 * 32 * df["total_cycles"].sum()))
+    assert totals["latency_us"] == pytest.approx(df["total_cycles"].sum() / 1000.0)
+
+
+def _no_leftovers(directory: Path, written: list[Path]) -> None:
+    assert sorted(directory.iterdir()) == sorted(written)
+    assert not [p for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+
+
+def test_write_csv(report, tmp_path):
+    out = tmp_path / "results"  # created on demand
+    paths = report.write(out, "csv")
+    assert len(paths) == 4 and all(p.parent == out for p in paths)  # + __energy.csv
+    _no_leftovers(out, paths)
+    layers_path = next(p for p in paths if p.name.endswith("__layers.csv"))
+    layers = pd.read_csv(layers_path)
+    assert set(REQUIRED) <= set(layers.columns)
+    assert list(layers["layer"]) == list(report.layers["layer"])
+    for col in SUMMED:
+        assert list(layers[col]) == list(report.layers[col]), col
+    totals = pd.read_csv(next(p for p in paths if p.name.endswith("__totals.csv")))
+    assert len(totals) == 1
+    for col in SUMMED:
+        assert totals.loc[0, col] == layers[col].sum(), col
+    actions = pd.read_csv(next(p for p in paths if p.name.endswith("__actions.csv")))
+    assert {"layer", "component", "action", "count"} <= set(actions.columns)
+
+
+def test_write_json(report, tmp_path):
+    paths = report.write(tmp_path, "json")
+    assert len(paths) == 1
+    _no_leftovers(tmp_path, paths)
+    data = json.loads(paths[0].read_text(encoding="utf-8"))
+    rows = data["layers"]
+    assert [r["layer"] for r in rows] == list(report.layers["layer"])
+    for row in rows:
+        assert set(REQUIRED) <= set(row)
+    for col in SUMMED:
+        assert data["totals"][col] == sum(r[col] for r in rows), col
+    # Vector layers have no folds: mapping efficiency is undefined, written as null.
+    pools = [r for r in rows if r["op"] in ("maxpool", "avgpool")]
+    assert pools and all(r["mapping_efficiency"] is None for r in pools)
+    gemms = [r for r in rows if r["op"] in ("conv2d", "linear")]
+    assert all(0 < r["mapping_efficiency"] <= 1 for r in gemms)
+
+
+def test_write_overwrites_atomically(report, tmp_path):
+    (tmp_path / "old.txt").write_text("keep", encoding="utf-8")
+    first = report.write(tmp_path, "json")
+    stale = first[0]
+    stale.write_text("stale", encoding="utf-8")
+    again = report.write(tmp_path, "json")
+    assert again == first
+    assert json.loads(stale.read_text(encoding="utf-8"))["totals"]["layers"] == 6
+    _no_leftovers(tmp_path, [*again, tmp_path / "old.txt"])
+
+
+def test_write_rejects_unknown_format(report, tmp_path):
+    with pytest.raises(ValueError, match="csv"):
+        report.write(tmp_path, "xlsx")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_nan_mapping_efficiency_only_for_vector_layers(report):
+    df = report.layers
+    vector = df["folds"] == 0
+    assert vector.any() and (~vector).any()
+    assert df.loc[vector, "mapping_efficiency"].map(math.isnan).all()
+    assert not df.loc[~vector, "mapping_efficiency"].map(math.isnan).any()
