@@ -4,12 +4,14 @@ Energy is computed afterwards as counts x an :class:`~simulator.energy.EnergyTab
 (STYLE.md rule 2), so changing the technology never touches this module. Components are named
 by instance: ``pe_array``, ``vector_unit``, ``ifmap``, ``filter``, ``ofmap``, ``dram``.
 
-**Arithmetic** (``pe_array``). ``mac``: effectual multiply-accumulates; ``mac_gated``: MACs
+**Arithmetic** (``pe_array``). ``mac``: multiply-accumulates that fire (all MACs minus the
+skipped and the gated ones: a zero operand that is neither skipped nor gated costs a full MAC;
+a PE kind's own operations instead, scaled the same way); ``mac_gated``: MACs
 whose zero operand was detected and gated (no cycle saved, little energy; Eyeriss);
 ``mac_idle``: PE-cycles of the layer's compute time in which a PE did no MAC at all,
 ``n_pes * compute_cycles - mac - mac_gated`` (fold fill and drain, unused rows/columns).
-The sparsity model may provide ``effectual_macs`` / ``gated_macs`` in the mapping's counts;
-without them a layer is dense (every MAC effectual, none gated).
+The sparsity model provides ``skipped_macs`` / ``gated_macs`` in the mapping's counts;
+without them a layer is dense (every MAC fires, none gated).
 
 **PE-local storage and the array network**, implied by the dataflow's reuse. Of the three
 operands of a MAC (``ifmap``, ``filter``, ``psum``) one is *stationary* and two *move*:
@@ -18,16 +20,16 @@ operands of a MAC (``ifmap``, ``filter``, ``psum``) one is *stationary* and two 
 df    stationary  PE-local accesses
 ====  ==========  ================================================================
 ws    filter      ``filter_rf_write`` once per weight per fold (the SRAM read that
-                  loads it), ``filter_rf_read`` once per effectual MAC
+                  loads it), ``filter_rf_read`` once per MAC that fires
 is    ifmap       ``ifmap_rf_write`` once per input per fold, ``ifmap_rf_read`` per MAC
-os    psum        ``psum_rf_read`` + ``psum_rf_write`` per effectual MAC (the
+os    psum        ``psum_rf_read`` + ``psum_rf_write`` per MAC that fires (the
                   accumulator is PE-local; outputs leave once, as ofmap SRAM writes)
 ====  ==========  ================================================================
 
 A moving operand enters the array edge from its SRAM (one SRAM access) and then hops from PE
 to neighbouring PE: every scheduled MAC position but the first of its row/column receives it
 from a neighbour, so ``<operand>_hop = scheduled MACs - SRAM accesses of that operand`` (a
-psum leaves at the last PE as an ofmap write). Scheduled = effectual + gated: values still
+psum leaves at the last PE as an ofmap write). Scheduled = fired + gated: values still
 flow through a gated PE. The hop covers the wire and the receiving pipeline register; the
 multiplier reads that register directly. Not counted (small next to the terms above):
 the preload path of the stationary operand and the buffer-side partial-sum adder.
@@ -66,17 +68,17 @@ def _words(elements: int, bits: int, word_bits: int) -> int:
     return -(-elements * bits // word_bits) if elements > 0 else 0
 
 
-def _arith(layer: Layer, acc: Accelerator, effectual: int, gated: int) -> Actions:
-    """Arithmetic actions of a GEMM layer: ``mac`` split by sparsity, or a PE kind's own."""
-    kind = getattr(acc.pe_array, "kind", None)
-    if kind is None or not hasattr(kind, "actions"):
-        return {("pe_array", "mac"): effectual, ("pe_array", "mac_gated"): gated}
-    p = acc.pe_array.params
-    w = layer.weight_bits or p.weight_bits
-    a = layer.act_bits or p.act_bits
-    dense: Mapping[str, int] = kind.actions(layer.M, layer.K, layer.N, w, a)
-    share = effectual / layer.macs if layer.macs else 0.0
-    out = {("pe_array", name): round(n * layer.count * share) for name, n in dense.items()}
+def _arith(layer: Layer, counts: Mapping[str, Any], fired: int, gated: int) -> Actions:
+    """Arithmetic actions of a GEMM layer: ``mac`` split by sparsity, or a PE kind's own.
+
+    A PE kind's dense counts (``arith.*`` from the mapping, incl. ``codebook_read``) are scaled
+    by the share of MACs that fire (not skipped, not gated): a zero that is neither skipped nor
+    gated costs a full operation."""
+    kind_counts = {k[6:]: int(v) for k, v in counts.items() if k.startswith("arith.")}
+    if not kind_counts:
+        return {("pe_array", "mac"): fired, ("pe_array", "mac_gated"): gated}
+    share = fired / layer.macs if layer.macs else 0.0
+    out = {("pe_array", name): round(n * share) for name, n in kind_counts.items()}
     out[("pe_array", "mac_gated")] = gated
     return out
 
@@ -101,10 +103,10 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
         # Arrays without a systolic dataflow (EIE-, SCNN-like) accumulate outputs in their
         # PEs or PE-local accumulator banks: output-stationary for this model.
         df = str(getattr(p, "dataflow", "os"))
-        effectual = int(c.get("effectual_macs", layer.macs))
         gated = int(c.get("gated_macs", 0))
-        scheduled = effectual + gated
-        out.update(_arith(layer, acc, effectual, gated))
+        fired = layer.macs - int(c.get("skipped_macs", 0)) - gated
+        scheduled = fired + gated
+        out.update(_arith(layer, c, fired, gated))
         out[("pe_array", "mac_idle")] = max(0, acc.pe_array.n_pes * mapping.compute_cycles
                                             - scheduled)
         edge = {"ifmap": reads["ifmap"], "filter": reads["filter"], "psum": writes}
@@ -113,11 +115,11 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
             if op != stationary:
                 out[("pe_array", f"{op}_hop")] = max(0, scheduled - enters)
         if stationary == "psum":
-            out[("pe_array", "psum_rf_read")] = effectual
-            out[("pe_array", "psum_rf_write")] = effectual
+            out[("pe_array", "psum_rf_read")] = fired
+            out[("pe_array", "psum_rf_write")] = fired
         else:
             out[("pe_array", f"{stationary}_rf_write")] = edge[stationary]
-            out[("pe_array", f"{stationary}_rf_read")] = effectual
+            out[("pe_array", f"{stationary}_rf_read")] = fired
         w_bits = layer.weight_bits or p.weight_bits
         bits = {"ifmap": act_bits, "filter": w_bits if layer.filter_is_weight else act_bits,
                 "ofmap": act_bits if df == "os" else p.acc_bits}

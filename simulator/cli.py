@@ -23,7 +23,9 @@ RUN_COLUMNS = ["layer", "op", "M", "K", "N", "macs", "compute_cycles", "stall_cy
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return "-" if value != value else f"{value:.3f}"  # NaN for vector layers
+        if value != value:  # NaN: not applicable (e.g. mapping efficiency of vector layers)
+            return "-"
+        return f"{value:.3e}" if value and abs(value) < 1e-2 else f"{value:,.3f}"
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
@@ -75,9 +77,13 @@ def run(arch: Path, workload: Path, output: Path | None, fmt: str, ofmap_roundin
     elif fmt == "json" and output is None:
         click.echo(report.to_json())
     elif fmt == "table":
-        console = Console(width=max(Console().width, 160))
-        print_frame(console, report.layers[RUN_COLUMNS],
-                    f"{report.workload} on {report.arch}")
+        console = Console(width=max(Console().width, 230))
+        layers = report.layers
+        cols = list(RUN_COLUMNS)
+        if (layers["effectual_macs"] < layers["macs"]).any():  # a sparse workload
+            cols[cols.index("macs") + 1:cols.index("macs") + 1] = ["effectual_macs",
+                                                                   "load_imbalance"]
+        print_frame(console, layers[cols], f"{report.workload} on {report.arch}")
         totals = report.totals
         keys = ["layers", "macs", "compute_cycles", "stall_cycles", "total_cycles",
                 "pe_utilisation", "mapping_efficiency", "dram_read_bytes", "dram_write_bytes",

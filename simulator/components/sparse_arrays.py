@@ -123,7 +123,8 @@ class EieArray:
                             compute_cycles=cycles, folds=1,
                             mapping_efficiency=min(n, pes) / pes, counts=counts,
                             weight_density=float(w.mean()), act_density=float(a.mean()),
-                            load_imbalance=float(work.max() / mean) if mean > 0 else 1.0)
+                            load_imbalance=float(work.max() / mean) if mean > 0 else 1.0,
+                            pe_kind="mac", weight_bits=w_bits, act_bits=a_bits)
 
 
 @PE_ARRAYS.register("scnn")
@@ -218,4 +219,6 @@ class ScnnArray:
                             else 1.0,
                             counts=counts, weight_density=w_nnz / w.size,
                             act_density=a_nnz / a_size,
-                            load_imbalance=float(per_pe_cycles.max() / mean) if mean else 1.0)
+                            load_imbalance=float(per_pe_cycles.max() / mean) if mean else 1.0,
+                            macs_per_pe_per_cycle=p.multipliers_f * p.multipliers_i,
+                            pe_kind="cartesian", weight_bits=w_bits, act_bits=a_bits)
