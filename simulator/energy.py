@@ -173,30 +173,10 @@ class _TableFile(BaseModel):
 
 
 def read_yaml_fast(path: Path) -> Any:
-    """:func:`simulator.yaml_loader.read_yaml` (duplicate keys rejected, errors with line numbers)
-    on libyaml's C parser when PyYAML has it: energy tables are read on every ``simulate``,
-    and the pure-Python parser alone cost ~25 % of a ResNet-50 run."""
-    import yaml
-
+    """:func:`simulator.yaml_loader.read_yaml` (kept as the energy modules' entry point)."""
     from simulator import yaml_loader
 
-    base = getattr(yaml, "CSafeLoader", None)
-    if base is None:
-        return yaml_loader.read_yaml(path)
-    loader: Any = type("_CStrictLoader", (base,), {})
-    loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
-                           yaml_loader._construct_mapping)
-    if not path.is_file():
-        raise ConfigError(str(path), [("", "file not found")])
-    try:
-        with path.open(encoding="utf-8") as fh:
-            return yaml.load(fh, Loader=loader)  # a SafeLoader subclass
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(str(path), [(where, f"{exc.problem or exc}")]) from None
-    except (yaml.YAMLError, UnicodeDecodeError) as exc:
-        raise ConfigError(str(path), [("", f"not valid YAML: {exc}")]) from None
+    return yaml_loader.read_yaml(path)
 
 
 def resolve_path(path: str | Path) -> Path:

@@ -1,5 +1,8 @@
 """Strict YAML reading shared by every file loader: syntax errors name the line, duplicate
-mapping keys are rejected (PyYAML silently keeps the last one), a missing file is an error."""
+mapping keys are rejected (PyYAML silently keeps the last one), a missing file is an error.
+
+libyaml's C parser is used when PyYAML has it: tables and specs are read on every run, and the
+pure-Python parser alone cost ~25 % of a ResNet-50 simulation."""
 
 from __future__ import annotations
 
@@ -10,9 +13,11 @@ import yaml
 
 from simulator.errors import ConfigError
 
+_BASE: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
+
+class _StrictLoader(_BASE):
+    """A (C) SafeLoader that rejects duplicate mapping keys (PyYAML silently keeps the last)."""
 
 
 def _construct_mapping(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
