@@ -46,6 +46,7 @@ background power is outside the accelerator's budget and not counted.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -123,6 +124,8 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
         w_bits = layer.weight_bits or p.weight_bits
         bits = {"ifmap": act_bits, "filter": w_bits if layer.filter_is_weight else act_bits,
                 "ofmap": act_bits if df == "os" else p.acc_bits}
+        # compressed formats: values + metadata per element as stored (mapping.storage_bits)
+        bits.update({op: math.ceil(b) for op, b in mapping.storage_bits.items()})
     else:
         out[("vector_unit", "vector_op")] = int(layer.vector_ops)
         bits = {"ifmap": act_bits, "filter": act_bits, "ofmap": act_bits}

@@ -82,6 +82,8 @@ class LayerMapping:
     weight_bits: int = 0
     act_bits: int = 0
     pe_kind: str = ""
+    #: stored bits per element of ``ifmap``/``filter`` incl. format metadata (empty: as is)
+    storage_bits: Mapping[str, float] = dataclasses.field(default_factory=dict)
 
 
 def _chunks(size: int, lanes: int) -> np.ndarray:
@@ -288,7 +290,8 @@ def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram],
                         act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance,
                         macs_per_pe_per_cycle=kind.macs_per_pe_per_cycle(wb_op, a_bits),
                         weight_bits=value_bits if layer.filter_is_weight else a_bits,
-                        act_bits=a_bits, pe_kind=kind.kind)
+                        act_bits=a_bits, pe_kind=kind.kind,
+                        storage_bits={"ifmap": bits["ifmap"], "filter": bits["filter"]})
 
 
 def map_vector(layer: Layer, unit: Simd, buffers: Mapping[str, Sram],
