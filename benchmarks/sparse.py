@@ -27,7 +27,8 @@ def _case(dataflow: str, queue: mp.Queue) -> None:  # type: ignore[type-arg]
                                   "weight_format": "bitmask"}},
         "buffers": {b: {"impl": "sram", "size_kb": 512, "word_bits": 8 if b != "ofmap" else 32,
                         "bandwidth_words": 128} for b in ("ifmap", "filter", "ofmap")},
-        "dram": {"impl": "dram", "bandwidth_gb_per_s": 25.6, "latency_ns": 100},
+        "dram": {"impl": "dram", "bandwidth_gb_per_s": 25.6, "latency_ns": 100,
+                 "energy_pj_per_bit": 8.0},
     })
     t0 = time.perf_counter()
     wl = load_workload(ROOT / "workloads" / "profiles" / "resnet50_sparse50.yaml")
@@ -48,8 +49,10 @@ def main() -> None:
         q = ctx.Queue()
         proc = ctx.Process(target=_case, args=(df, q))
         proc.start()
-        wall, peak, rate, cycles, eff, imb = q.get()
         proc.join()
+        if proc.exitcode != 0:
+            raise SystemExit(f"benchmark case {df} failed (exit {proc.exitcode})")
+        wall, peak, rate, cycles, eff, imb = q.get()
         print(f"{df:>3} {wall:7.2f} {peak:8.0f} {rate:11.2e} {cycles:13,d} {eff:9.3f} {imb:13.2f}")
 
 

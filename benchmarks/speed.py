@@ -50,8 +50,10 @@ def resnet50_table() -> None:
             q = ctx.Queue()
             proc = ctx.Process(target=_case, args=(rows, df, q))
             proc.start()
-            wall, peak, tiles, cycles, rate = q.get()
             proc.join()
+            if proc.exitcode != 0:
+                raise SystemExit(f"benchmark case {rows}x{rows} {df} failed")
+            wall, peak, tiles, cycles, rate = q.get()
             print(f"{rows:>4}x{rows:<3} {df:>3} {wall:8.3f} {peak:8.0f} {tiles:7d} "
                   f"{cycles:13,d} {rate:11.2e}")
 
