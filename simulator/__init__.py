@@ -12,10 +12,11 @@ Public API::
 from simulator.config import ArchConfig, load_arch, parse_arch
 from simulator.energy import EnergyError, EnergyTable, load_energy_table
 from simulator.errors import ConfigError, MappingError, SimulatorError, TraceError, WorkloadError
+from simulator.network_spec import parse_network
 from simulator.report import LayerResult, Report
 from simulator.simulation import simulate
 from simulator.trace import Trace, read_trace, write_trace
-from simulator.workload import Layer, Operand, Workload, load_workload, parse_network
+from simulator.workload import Layer, Operand, Workload, load_workload
 
 __all__ = [
     "ArchConfig", "ConfigError", "EnergyError", "EnergyTable", "Layer", "LayerResult",

@@ -18,7 +18,7 @@ A trace is a directory (or the same two files in a ``.zip``):
 Reading is strict: a wrong version, a missing or unknown field, a mask of the wrong shape, a
 density that disagrees with its mask, or a truncated / corrupt file raise one
 :class:`~simulator.errors.TraceError` naming the file, the layer and the field. Layers are rebuilt
-through the same lowering as network specs (:func:`simulator.workload.parse_network`), so a
+through the same lowering as network specs (:func:`simulator.network_spec.parse_network`), so a
 trace and a spec with the same dims give identical GEMMs. Writing is atomic: the files are
 written under a temporary name beside the target and renamed into place.
 """
@@ -41,8 +41,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import TraceError, WorkloadError
+from simulator.network_spec import parse_network
 from simulator.registry import pydantic_errors
-from simulator.workload import Layer, Operand, Workload, parse_network
+from simulator.workload import Layer, Operand, Workload
 from simulator.yaml_loader import _StrictLoader
 
 FORMAT = "approxsim-trace/1"

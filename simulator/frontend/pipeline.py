@@ -33,8 +33,9 @@ from simulator.frontend.methods import (
 )
 from simulator.frontend.recipe import Recipe, RecipeError, Step
 from simulator.frontend.torch import ImportResult, import_torch
+from simulator.network_spec import parse_network
 from simulator.trace import Accuracy, Trace
-from simulator.workload import Operand, Workload, parse_network
+from simulator.workload import Operand, Workload
 
 #: ``progress(phase, done, total)``: called as training / calibration / evaluation advance.
 Progress = Callable[[str, int, int], None]
