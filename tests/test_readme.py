@@ -43,3 +43,23 @@ def test_cli_example_runs(line: str, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     if "-o" in args:
         assert list((tmp_path / "out").glob("*__layers.csv"))
+
+
+YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)
+
+
+@pytest.mark.parametrize("block", [b for b in YAML_BLOCKS if "pe_array:" in b and "name:" in b])
+def test_architecture_example_is_valid(block: str) -> None:
+    import yaml
+
+    from simulator import parse_arch, simulate
+    from simulator.network_spec import parse_network
+
+    raw = yaml.safe_load(block)
+    if set(raw) <= {"pe_array"}:  # a fragment, not a whole file
+        pytest.skip("fragment")
+    arch = parse_arch(raw, source="README.md")
+    net = parse_network({"name": "one", "layers": [
+        {"name": "c", "op": "conv2d", "in_channels": 3, "out_channels": 8, "in_h": 8,
+         "in_w": 8, "kernel": 3}]})
+    assert simulate(arch, net).totals["total_cycles"] > 0
