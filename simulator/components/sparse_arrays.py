@@ -91,15 +91,25 @@ class EieArray:
         g, m, k, n = layer.count, layer.M, layer.K, layer.N
         w = weight_mask(layer, seed)
         a = act_mask(layer, seed)
-        w = _dense((g, k, n)) if w is None else w
-        a = _dense((g, m, k)) if a is None else a
         pes, rows_per_pe = p.n_pes, -(-n // p.n_pes)
-        wp = np.pad(w, ((0, 0), (0, 0), (0, rows_per_pe * pes - n)))
-        # (g, K, rows_per_pe, PEs) -> lines (g, K, PE) over the PE's own rows
-        lines = wp.reshape(g, k, rows_per_pe, pes).transpose(0, 1, 3, 2)
-        entries = _line_entries(lines.reshape(-1, rows_per_pe), p.index_bits).reshape(g, k, pes)
-        work = np.einsum("gmk,gkp->p", a.astype(np.float64), entries.astype(np.float64))
-        broadcasts = int(a.sum())
+        if w is None:  # dense: PE p stores one entry per own row, no gaps (closed form)
+            own = -(-(n - np.arange(pes)) // pes)
+            entries = np.broadcast_to(own, (g, k, pes)).astype(np.int64)
+            w_k = np.full((g, k), n, dtype=np.int64)
+        else:
+            wp = np.pad(w, ((0, 0), (0, 0), (0, rows_per_pe * pes - n)))
+            # (g, K, rows_per_pe, PEs) -> lines (g, K, PE) over the PE's own rows
+            lines = wp.reshape(g, k, rows_per_pe, pes).transpose(0, 1, 3, 2)
+            entries = _line_entries(lines.reshape(-1, rows_per_pe),
+                                    p.index_bits).reshape(g, k, pes)
+            w_k = w.sum(axis=2)
+        if a is None:
+            a_k = np.full((g, k), m, dtype=np.int64)
+            work = np.einsum("gk,gkp->p", a_k.astype(np.float64), entries.astype(np.float64))
+        else:
+            a_k = a.sum(axis=1)
+            work = np.einsum("gmk,gkp->p", a.astype(np.float64), entries.astype(np.float64))
+        broadcasts = int(a_k.sum())
         cycles = int(max(work.max(), broadcasts))
         w_bits = layer.weight_bits or p.weight_bits
         a_bits = layer.act_bits or p.act_bits
@@ -108,7 +118,6 @@ class EieArray:
                         + p.codebook_size * 16) / 8
         loads = {"ifmap": layer.ifmap_elements * a_bits / 8, "filter": weight_bytes}
         store = layer.ofmap_elements * a_bits / 8
-        a_k, w_k = a.sum(axis=1), w.sum(axis=2)
         effectual = int((a_k * w_k).sum())
         padded_macs = int(work.sum())
         counts = {"sram_ifmap_reads": broadcasts, "sram_filter_reads": padded_macs,
@@ -122,7 +131,8 @@ class EieArray:
         return LayerMapping(layer, self.name, _split_tiles(cycles, loads, store, buffers),
                             compute_cycles=cycles, folds=1,
                             mapping_efficiency=min(n, pes) / pes, counts=counts,
-                            weight_density=float(w.mean()), act_density=float(a.mean()),
+                            weight_density=float(w_k.sum()) / (g * k * n),
+                            act_density=float(a_k.sum()) / (g * m * k),
                             load_imbalance=float(work.max() / mean) if mean > 0 else 1.0,
                             pe_kind="mac", weight_bits=w_bits, act_bits=a_bits)
 
@@ -183,14 +193,19 @@ class ScnnArray:
         p = self.params
         g, n = layer.count, layer.N
         w = weight_mask(layer, seed)
-        w = _dense((g, layer.K, n)) if w is None else w
         na, per_pe, a_size = self._act_tiles(layer, seed)  # (g, C, PEs)
         channels = na.shape[1]
         kg = p.output_channel_group
-        wc = w.reshape(g, channels, -1, n)                   # (g, C, kh*kw, N)
-        npad = (-n) % kg
-        wc = np.pad(wc, ((0, 0), (0, 0), (0, 0), (0, npad)))
-        nw = wc.reshape(g, channels, wc.shape[2], -1, kg).sum(axis=(2, 4))  # (g, C, groups)
+        taps = layer.K // channels                           # kh * kw (1 for non-conv)
+        if w is None:  # dense: every group holds taps x its filters, closed form
+            sizes = np.minimum(kg, n - np.arange(0, n, kg))
+            nw = np.broadcast_to(taps * sizes, (g, channels, len(sizes))).astype(np.int64)
+            w_k = np.full((g, layer.K), n, dtype=np.int64)
+        else:
+            wc = w.reshape(g, channels, taps, n)             # (g, C, kh*kw, N)
+            wc = np.pad(wc, ((0, 0), (0, 0), (0, 0), (0, (-n) % kg)))
+            nw = wc.reshape(g, channels, taps, -1, kg).sum(axis=(2, 4))  # (g, C, groups)
+            w_k = w.sum(axis=2)
         w_steps = np.ceil(nw / p.multipliers_f).sum(axis=2)                 # (g, C)
         a_steps = np.ceil(na / p.multipliers_i)                              # (g, C, PEs)
         per_pe_cycles = np.einsum("gc,gcp->p", w_steps, a_steps)
@@ -199,13 +214,13 @@ class ScnnArray:
                                  na.astype(np.float64)))
         w_bits = layer.weight_bits or p.weight_bits
         a_bits = layer.act_bits or p.act_bits
-        w_nnz, a_nnz = int(w.sum()), int(na.sum())
+        w_nnz, a_nnz = int(w_k.sum()), int(na.sum())
         # compressed-sparse storage of both operands: value + 4-bit zero-run index (SCNN IV)
         loads = {"ifmap": a_nnz * (a_bits + 4) / 8, "filter": w_nnz * (w_bits + 4) / 8}
         store = layer.ofmap_elements * a_bits / 8
         a_full = act_mask(layer, seed)
-        effectual = (int((a_full.sum(axis=1) * w.sum(axis=2)).sum()) if a_full is not None
-                     else int((layer.M * w.sum(axis=2)).sum()))
+        effectual = (int((a_full.sum(axis=1) * w_k).sum()) if a_full is not None
+                     else int((layer.M * w_k).sum()))
         counts = {"sram_ifmap_reads": a_nnz, "sram_filter_reads": w_nnz * p.n_pes,
                   "sram_ofmap_writes": layer.ofmap_elements, "sram_ofmap_reads": 0,
                   "effectual_macs": effectual, "gated_macs": 0,
@@ -217,7 +232,7 @@ class ScnnArray:
                             compute_cycles=cycles, folds=1,
                             mapping_efficiency=layer.M / (per_pe * p.n_pes) if layer.op != "conv2d"
                             else 1.0,
-                            counts=counts, weight_density=w_nnz / w.size,
+                            counts=counts, weight_density=w_nnz / (g * layer.K * n),
                             act_density=a_nnz / a_size,
                             load_imbalance=float(per_pe_cycles.max() / mean) if mean else 1.0,
                             macs_per_pe_per_cycle=p.multipliers_f * p.multipliers_i,
