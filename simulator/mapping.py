@@ -294,24 +294,29 @@ def map_gemm(layer: Layer, array: SystolicArray, buffers: Mapping[str, Sram],
                         storage_bits={"ifmap": bits["ifmap"], "filter": bits["filter"]})
 
 
-def map_vector(layer: Layer, unit: Simd, buffers: Mapping[str, Sram],
-               act_bits: int) -> LayerMapping:
-    """Split a pooling/element-wise layer into tiles that fit the ifmap and ofmap buffers."""
-    bits = layer.act_bits or act_bits
-    in_bytes = layer.ifmap_elements * bits / 8
-    out_bytes = layer.ofmap_elements * bits / 8
-    cycles = -(-layer.vector_ops // unit.lanes)
-    n = max(1, math.ceil(in_bytes / buffers["ifmap"].tile_bytes),
-            math.ceil(out_bytes / buffers["ofmap"].tile_bytes))
-    n = min(n, max(cycles, 1))
+def even_tiles(busy: int, loads: Mapping[str, float], store: float,
+               buffers: Mapping[str, Sram]) -> TileSchedule:
+    """A layer split evenly into the fewest tiles whose loads and store each fit a buffer's
+    tile capacity (used by layers without folds: vector ops, EIE- and SCNN-like arrays)."""
+    n = max(1, *(math.ceil(loads[b] / buffers[b].tile_bytes) for b in ("ifmap", "filter")),
+            math.ceil(store / buffers["ofmap"].tile_bytes))
+    n = min(n, max(busy, 1))
 
     def split(total: float) -> np.ndarray:
         return _to_int(np.full(n, total / n))
 
-    zeros = np.zeros(n, dtype=np.int64)
-    tiles = TileSchedule(busy_cycles=split(cycles), ifmap_load_bytes=split(in_bytes),
-                         filter_load_bytes=zeros, psum_load_bytes=zeros.copy(),
-                         store_bytes=split(out_bytes))
+    return TileSchedule(busy_cycles=split(busy), ifmap_load_bytes=split(loads["ifmap"]),
+                        filter_load_bytes=split(loads["filter"]),
+                        psum_load_bytes=np.zeros(n, dtype=np.int64), store_bytes=split(store))
+
+
+def map_vector(layer: Layer, unit: Simd, buffers: Mapping[str, Sram],
+               act_bits: int) -> LayerMapping:
+    """Split a pooling/element-wise layer into tiles that fit the ifmap and ofmap buffers."""
+    bits = layer.act_bits or act_bits
+    cycles = -(-layer.vector_ops // unit.lanes)
+    tiles = even_tiles(cycles, {"ifmap": layer.ifmap_elements * bits / 8, "filter": 0.0},
+                       layer.ofmap_elements * bits / 8, buffers)
     counts = {"sram_ifmap_reads": layer.ifmap_elements, "sram_filter_reads": 0,
               "sram_ofmap_writes": layer.ofmap_elements, "sram_ofmap_reads": 0,
               "effectual_macs": 0, "gated_macs": 0, "skipped_macs": 0,

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.components.memory import Sram
 from simulator.components.registries import PE_ARRAYS
-from simulator.mapping import LayerMapping, TileSchedule, _to_int
+from simulator.mapping import LayerMapping, even_tiles
 from simulator.sparsity import act_mask, act_tensor_mask, weight_mask
 from simulator.workload import Layer
 
@@ -33,21 +33,6 @@ def _line_entries(lines: np.ndarray, index_bits: int) -> np.ndarray:
         gaps = cols - np.where(first, -1, prev) - 1
         np.add.at(entries, rows, gaps >> index_bits)
     return entries
-
-
-def _split_tiles(busy: int, loads: Mapping[str, float], store: float,
-                 buffers: Mapping[str, Sram]) -> TileSchedule:
-    """Even split of a layer into tiles that each fit half of every buffer."""
-    n = max(1, *(math.ceil(loads[b] / buffers[b].tile_bytes) for b in ("ifmap", "filter")),
-            math.ceil(store / buffers["ofmap"].tile_bytes))
-    n = min(n, max(busy, 1))
-
-    def split(total: float) -> np.ndarray:
-        return _to_int(np.full(n, total / n))
-
-    return TileSchedule(busy_cycles=split(busy), ifmap_load_bytes=split(loads["ifmap"]),
-                        filter_load_bytes=split(loads["filter"]),
-                        psum_load_bytes=np.zeros(n, dtype=np.int64), store_bytes=split(store))
 
 
 def _dense(shape: tuple[int, ...]) -> np.ndarray:
@@ -128,7 +113,7 @@ class EieArray:
                                                   + g * k * pes * p.pointer_bits) / 8),
                   "act_metadata_bytes": 0}
         mean = work.mean()
-        return LayerMapping(layer, self.name, _split_tiles(cycles, loads, store, buffers),
+        return LayerMapping(layer, self.name, even_tiles(cycles, loads, store, buffers),
                             compute_cycles=cycles, folds=1,
                             mapping_efficiency=min(n, pes) / pes, counts=counts,
                             weight_density=float(w_k.sum()) / (g * k * n),
@@ -228,7 +213,7 @@ class ScnnArray:
                   "weight_metadata_bytes": round(w_nnz * 4 / 8),
                   "act_metadata_bytes": round(a_nnz * 4 / 8)}
         mean = per_pe_cycles.mean()
-        return LayerMapping(layer, self.name, _split_tiles(cycles, loads, store, buffers),
+        return LayerMapping(layer, self.name, even_tiles(cycles, loads, store, buffers),
                             compute_cycles=cycles, folds=1,
                             mapping_efficiency=layer.M / (per_pe * p.n_pes) if layer.op != "conv2d"
                             else 1.0,
