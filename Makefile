@@ -28,7 +28,7 @@ demo: venv
 	$(BIN)/approxsim run arch_configs/tpu_like_128x128_ws.yaml workloads/networks/resnet50.yaml
 
 lint: venv
-	$(BIN)/ruff check simulator tests benchmarks analysis
+	$(BIN)/ruff check simulator tests benchmarks analysis tools
 	$(BIN)/mypy
 
 test: venv scalesim-env lint

@@ -12,7 +12,7 @@ import pandas as pd
 
 from simulator import load_arch, simulate
 from simulator.frontend import compress, load_model
-from simulator.frontend.pipeline import weight_kib
+from simulator.frontend.trace_builder import weight_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCH = ROOT / "arch_configs" / "edge_8x8.yaml"

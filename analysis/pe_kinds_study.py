@@ -17,7 +17,7 @@ from typing import Any
 import pandas as pd
 
 from simulator import parse_arch, parse_network, simulate
-from simulator.yaml_loader import read_yaml
+from simulator.files import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,7 +1,7 @@
 """Compare approxsim with the real SCALE-Sim 3.0.0 on every stored reference run.
 
 Reads tests/golden/scalesim/<cfg>__<topology>.json (SCALE-Sim's own reports, written by
-simulator/scalesim_driver.py under SCALE-Sim's environment), simulates the same config and
+tools/scalesim_driver.py under SCALE-Sim's environment), simulates the same config and
 topology with approxsim, and writes analysis/scalesim_validation.md: per run, how many layers
 agree exactly on compute cycles, and the total cycles and DRAM traffic of both.
 
@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from simulator import load_arch, simulate
-from simulator.scalesim import load_topology
+from simulator.workload.topology import load_topology
 
 ROOT = Path(__file__).resolve().parent.parent
 GOLDEN = ROOT / "tests" / "golden" / "scalesim"

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from simulator import load_arch, load_workload, parse_arch, simulate
-from simulator.yaml_loader import read_yaml
+from simulator.files import read_yaml
 
 ROOT = Path(__file__).resolve().parent.parent
 ARCHS = ROOT / "arch_configs"

@@ -97,8 +97,8 @@ def zigzag_costs() -> dict[tuple[str, str], float]:
 
 def approxsim_side():  # type: ignore[no-untyped-def]
     from simulator import load_workload, parse_arch, simulate
-    from simulator.energy import EnergyTable
-    from simulator.workload import Workload
+    from simulator.cost.table import EnergyTable
+    from simulator.workload.layer import Workload
 
     arch = parse_arch({
         "name": "zigzag_tpu_like_32x32", "clock_mhz": 1000,

@@ -60,8 +60,8 @@ def resnet50_table() -> None:
 
 def scalesim_comparison(layers: int) -> None:
     from simulator import load_arch, simulate
-    from simulator.scalesim import load_topology
-    from simulator.validation import run_scalesim, scalesim_python
+    from simulator.validation.scalesim import run_scalesim, scalesim_python
+    from simulator.workload.topology import load_topology
 
     if not scalesim_python().exists():
         print("\nSCALE-Sim environment not found (make scalesim-env): comparison skipped")

@@ -9,14 +9,25 @@ Public API::
     report.totals      # whole-network totals
 """
 
-from simulator.config import ArchConfig, load_arch, parse_arch
-from simulator.energy import EnergyError, EnergyTable, load_energy_table
-from simulator.errors import ConfigError, MappingError, SimulatorError, TraceError, WorkloadError
-from simulator.network_spec import parse_network
+from simulator.arch.config import ArchConfig, parse_arch
+from simulator.arch.loader import load_arch
+from simulator.cost.table import EnergyTable
+from simulator.cost.table_file import load_energy_table
+from simulator.errors import (
+    ConfigError,
+    EnergyError,
+    MappingError,
+    SimulatorError,
+    TraceError,
+    WorkloadError,
+)
 from simulator.report import LayerResult, Report
 from simulator.simulation import simulate
-from simulator.trace import Trace, read_trace, write_trace
-from simulator.workload import Layer, Operand, Workload, load_workload
+from simulator.workload.layer import Layer, Operand, Workload
+from simulator.workload.loader import load_workload
+from simulator.workload.spec import parse_network
+from simulator.workload.trace import Trace, write_trace
+from simulator.workload.trace_reader import read_trace
 
 __all__ = [
     "ArchConfig", "ConfigError", "EnergyError", "EnergyTable", "Layer", "LayerResult",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -11,10 +12,12 @@ import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
-from simulator.config import load_arch
+from simulator.arch.loader import load_arch
+from simulator.cost.table_file import load_energy_table, table_for
 from simulator.errors import SimulatorError
 from simulator.simulation import simulate
-from simulator.workload import load_workload
+from simulator.workload.loader import load_workload
+from simulator.workload.trace import write_trace
 
 RUN_COLUMNS = ["layer", "op", "M", "K", "N", "macs", "compute_cycles", "stall_cycles",
                "total_cycles", "pe_utilisation", "mapping_efficiency", "dram_read_bytes",
@@ -29,6 +32,12 @@ def _fmt(value: Any) -> str:
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
+
+
+def default_cache_dir() -> Path:
+    """The user cache directory: ``$XDG_CACHE_HOME/approxsim``, else ``~/.cache/approxsim``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "approxsim"
 
 
 def print_frame(console: Console, df: pd.DataFrame, title: str) -> None:
@@ -116,8 +125,6 @@ def print_energy(console: Console, report: Any) -> None:
               show_default=True)
 def energy_table(arch: Path, table_path: Path | None, fmt: str) -> None:
     """Print the energy table ARCH really uses: every (component, action), resolved, sourced."""
-    from simulator.energy import load_energy_table, table_for
-
     spec = load_arch(arch)
     table = load_energy_table(table_path, spec) if table_path else table_for(spec)
     df = table.frame()
@@ -145,7 +152,7 @@ def validate() -> None:
               help="SCALE-Sim topology CSV; default: workloads/scalesim/tiny.csv.")
 def validate_scalesim(configs: tuple[Path, ...], topology: Path | None) -> None:
     """Run the real SCALE-Sim and approxsim on the same inputs; print cycle differences."""
-    from simulator.validation import REPO, compare, run_scalesim
+    from simulator.validation.scalesim import REPO, compare, run_scalesim
 
     base = REPO / "workloads" / "scalesim"
     cfgs = list(configs) or [base / f"scalesim_8x8_{df}.cfg" for df in ("os", "ws", "is")]
@@ -165,7 +172,12 @@ def validate_scalesim(configs: tuple[Path, ...], topology: Path | None) -> None:
 @click.option("-o", "--output", type=click.Path(path_type=Path), required=True,
               help="Trace to write: a directory, or a .zip (atomically).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fine-tuning seed.")
-def compress(model: str, recipe: str, output: Path, seed: int) -> None:
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
+              envvar="APPROXSIM_CACHE_DIR", default=lambda: str(default_cache_dir()),
+              show_default="$XDG_CACHE_HOME/approxsim or ~/.cache/approxsim",
+              help="Where the bundled model keeps its trained weights "
+                   "(env APPROXSIM_CACHE_DIR).")
+def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path) -> None:
     """Compress MODEL with RECIPE and write the workload trace.
 
     MODEL is a bundled name (digits-lenet), 'package.module:factory' (returning a torch module,
@@ -176,7 +188,6 @@ def compress(model: str, recipe: str, output: Path, seed: int) -> None:
 
     from simulator.frontend import compress as run_compress
     from simulator.frontend import load_model, load_recipe
-    from simulator.trace import write_trace
 
     rec = load_recipe(recipe)
     console = Console(width=max(Console().width, 200))
@@ -189,7 +200,7 @@ def compress(model: str, recipe: str, output: Path, seed: int) -> None:
                 tasks[phase] = bar.add_task(phase, total=total)
             bar.update(tasks[phase], completed=done, total=total)
 
-        net, data, name = load_model(model, progress)
+        net, data, name = load_model(model, progress, cache_dir=cache_dir)
         if isinstance(net, Path):
             from simulator.frontend.onnx import compress_onnx
 
@@ -197,7 +208,7 @@ def compress(model: str, recipe: str, output: Path, seed: int) -> None:
         else:
             if data is None:
                 raise SimulatorError(f"model {model!r}: the factory returned no data; return "
-                                     f"(module, simulator.frontend.pipeline.TaskData)")
+                                     f"(module, simulator.frontend.training.TaskData)")
             result = run_compress(net, rec, data, name=name, progress=progress, seed=seed)
     print_frame(console, result.table(), f"{name}: {rec.name} (before -> after)")
     for note in result.notes:

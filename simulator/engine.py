@@ -24,8 +24,8 @@ from typing import Any
 
 import simpy
 
-from simulator.components.memory import Dram
-from simulator.mapping import TileSchedule
+from simulator.hardware.memory import Dram
+from simulator.mapping.schedule import TileSchedule
 
 Event = tuple[int, str, int]  # (tile, event name, cycle)
 

@@ -38,3 +38,7 @@ class TraceError(SimulatorError):
 
 class MappingError(SimulatorError):
     """A layer cannot be mapped onto the configured hardware."""
+
+
+class EnergyError(SimulatorError):
+    """An energy table cannot price the counts (missing entries) or cannot be built."""

@@ -1,9 +1,11 @@
-"""One generic registry of component implementations, selected by name from YAML.
+"""One generic registry of implementations, selected by name from YAML.
 
-A YAML component is ``{impl: <name>, ...params}``. Each implementation is a class registered
-with a decorator beside its definition; it declares a nested pydantic ``Params`` model
-(frozen, ``extra="forbid"``), so unknown or missing parameters are reported with their paths.
-Unknown impls and duplicate registrations are errors (the Ramulator 2 pattern).
+A YAML component is ``{impl: <name>, ...params}``. Each implementation is registered beside
+its definition (a class decorator, or :meth:`Registry.add` for other objects such as the
+frontend's compression methods); it declares a pydantic ``Params`` model (frozen,
+``extra="forbid"``), so unknown or missing parameters are reported with their paths.
+Unknown names and duplicate registrations are errors (the Ramulator 2 pattern). The key that
+names the implementation is ``impl`` by default (``method`` for recipe steps).
 """
 
 from __future__ import annotations
@@ -58,50 +60,56 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, s
 
 
 class Registry(Generic[T]):
-    """Implementations of one component kind, by name."""
+    """Implementations of one kind, by name (each exposing a pydantic ``Params`` model)."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, key: str = "impl") -> None:
         self.kind = kind
-        self._impls: dict[str, type[T]] = {}
+        self.key = key
+        self._impls: dict[str, T] = {}
 
-    def register(self, name: str) -> Callable[[type[T]], type[T]]:
+    def add(self, name: str, impl: T) -> T:
+        """Register ``impl`` (anything with a pydantic ``Params``) under ``name``."""
+        if name in self._impls:
+            raise ValueError(f"{self.kind} impl {name!r} is registered twice")
+        params = getattr(impl, "Params", None)
+        if not (isinstance(params, type) and issubclass(params, BaseModel)):
+            raise TypeError(f"{self.kind} {name!r} must declare a pydantic `Params` model")
+        self._impls[name] = impl
+        return impl
+
+    def register(self, name: str) -> Callable[[T], T]:
         """Class decorator registering ``cls`` under ``name`` (duplicates are a bug: raise)."""
-
-        def deco(cls: type[T]) -> type[T]:
-            if name in self._impls:
-                raise ValueError(f"{self.kind} impl {name!r} is registered twice")
-            if not (isinstance(getattr(cls, "Params", None), type)
-                    and issubclass(cls.Params, BaseModel)):  # type: ignore[attr-defined]
-                raise TypeError(f"{cls.__name__} must declare a pydantic `Params` model")
-            self._impls[name] = cls
-            return cls
-
-        return deco
+        return lambda cls: self.add(name, cls)
 
     @property
     def names(self) -> list[str]:
         return sorted(self._impls)
 
-    def get(self, name: str) -> type[T]:
+    def __contains__(self, name: object) -> bool:
+        return name in self._impls
+
+    def get(self, name: str) -> T:
         return self._impls[name]
 
     def validate(self, raw: Any, path: str) -> tuple[ComponentSpec | None, list[tuple[str, str]]]:
         """Validate a raw ``{impl: ..., **params}`` mapping; return the spec or the errors."""
+        key = self.key
         if not isinstance(raw, Mapping):
-            return None, [(path, f"must be a mapping with an `impl` key (got {raw!r})")]
-        impl = raw.get("impl")
+            return None, [(path, f"must be a mapping with an `{key}` key (got {raw!r})")]
+        impl = raw.get(key)
         if impl is None:
-            return None, [(f"{path}.impl", f"required; one of {self.names}")]
-        if impl not in self._impls:
-            return None, [(f"{path}.impl", f"unknown {self.kind} impl {impl!r}; "
-                                           f"known: {', '.join(self.names)}")]
+            return None, [(f"{path}.{key}", f"required; one of {self.names}")]
+        if not isinstance(impl, str) or impl not in self._impls:
+            what = f"{self.kind} impl" if key == "impl" else self.kind
+            return None, [(f"{path}.{key}", f"unknown {what} {impl!r}; "
+                                            f"known: {', '.join(self.names)}")]
         params_cls: type[BaseModel] = self._impls[impl].Params  # type: ignore[attr-defined]
         try:
-            params = params_cls.model_validate({k: v for k, v in raw.items() if k != "impl"})
+            params = params_cls.model_validate({k: v for k, v in raw.items() if k != key})
         except ValidationError as exc:
             return None, pydantic_errors(exc, path)
-        return ComponentSpec(impl=str(impl), params=params), []
+        return ComponentSpec(impl=impl, params=params), []
 
-    def build(self, name: str, spec: ComponentSpec, **context: Any) -> T:
+    def build(self, name: str, spec: ComponentSpec, **context: Any) -> Any:
         """Instantiate the registered class for ``spec`` as component ``name``."""
-        return self._impls[spec.impl](name, spec.params, **context)  # type: ignore[call-arg]
+        return self._impls[spec.impl](name, spec.params, **context)  # type: ignore[operator]

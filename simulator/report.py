@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from functools import cached_property
@@ -18,7 +16,9 @@ from typing import Any
 
 import pandas as pd
 
-from simulator.energy import EnergyTable, energy_totals, layer_energy_pj, price
+from simulator.cost.metrics import energy_totals
+from simulator.cost.table import EnergyTable, layer_energy_pj, price
+from simulator.files import write_atomic
 
 LAYER_COLUMNS = [
     "layer", "op", "unit", "M", "K", "N", "groups", "macs", "effectual_macs", "skipped_macs",
@@ -156,15 +156,3 @@ class Report:
         return json.dumps({"totals": self.totals,
                            "layers": json.loads(self.layers.to_json(orient="records"))},
                           indent=2)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and rename (never a partial file)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

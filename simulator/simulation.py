@@ -7,28 +7,25 @@ of layer cycles, as in SCALE-Sim.
 
 from __future__ import annotations
 
-from simulator.accelerator import Accelerator, build
-from simulator.actions import count_actions
-from simulator.components.pe_array import SystolicArray
-from simulator.config import ArchConfig
-from simulator.energy import EnergyTable, table_for
+from simulator.arch.accelerator import Accelerator, build
+from simulator.arch.config import ArchConfig
+from simulator.cost.actions import count_actions
+from simulator.cost.table import EnergyTable
+from simulator.cost.table_file import table_for
 from simulator.engine import run_tiles
-from simulator.mapping import LayerMapping, check_mappable, map_gemm, map_vector
+from simulator.mapping.schedule import LayerMapping, check_mappable
 from simulator.report import LayerResult, Report
-from simulator.workload import Layer, Workload
+from simulator.workload.layer import Layer, Workload
 
 
 def map_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerMapping:
-    """Map one layer onto the accelerator's PE array or vector unit.
+    """Map one layer onto the accelerator's PE array (GEMMs) or vector unit (the rest),
+    through the one :class:`~simulator.hardware.unit.ComputeUnit` interface.
 
     ``seed`` draws the random masks of operands that carry only a density."""
     check_mappable(layer)
-    pe = acc.pe_array
-    if layer.kind == "gemm":
-        if isinstance(pe, SystolicArray):
-            return map_gemm(layer, pe, acc.buffers, seed)
-        return pe.map_layer(layer, acc.buffers, seed)
-    return map_vector(layer, acc.vector_unit, acc.buffers, acc.pe_array.params.act_bits)
+    unit = acc.pe_array if layer.kind == "gemm" else acc.vector_unit
+    return unit.map_layer(layer, acc.buffers, seed)
 
 
 def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
@@ -77,8 +74,8 @@ def simulate(arch: ArchConfig, workload: Workload,
     """Simulate ``workload`` on ``arch``; pure (no printing, no files, no global state).
 
     Energy: ``energy_table`` if given, else the one ``arch.energy_table`` names, else the
-    default 45 nm table (:func:`simulator.energy.table_for`). Every counted action must have
-    an entry (one :class:`~simulator.energy.EnergyError` lists all missing ones).
+    default 45 nm table (:func:`simulator.cost.table_file.table_for`). Every counted action
+    must have an entry (one :class:`~simulator.errors.EnergyError` lists all missing ones).
     """
     acc = build(arch)
     results = tuple(run_layer(layer, acc, workload.seed) for layer in workload.layers)

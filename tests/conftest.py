@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from simulator import ArchConfig, parse_arch
-from simulator.workload import Layer
+from simulator.workload.layer import Layer
 
 REPO = Path(__file__).resolve().parent.parent
 

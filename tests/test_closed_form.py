@@ -14,7 +14,8 @@ from __future__ import annotations
 import pytest
 
 from simulator import load_workload, parse_network, simulate
-from simulator.workload import Workload, touched
+from simulator.workload.geometry import touched
+from simulator.workload.layer import Workload
 
 
 def run(arch, *layers):

@@ -12,20 +12,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import ConfigError, parse_arch, simulate
-from simulator.accelerator import build
+from simulator.arch.accelerator import build
 from simulator.cli import main
-from simulator.energy import (
-    STILLMAKER_BAAS,
-    EnergyError,
-    EnergyTable,
-    Entry,
-    layer_energy_pj,
-    load_energy_table,
-    scale_factor,
-    table_for,
-)
-from simulator.energy_models import power_law
-from simulator.workload import Layer, Workload
+from simulator.cost.curves import power_law
+from simulator.cost.table import EnergyTable, Entry, layer_energy_pj
+from simulator.cost.table_file import load_energy_table, table_for
+from simulator.cost.technology import STILLMAKER_BAAS, scale_factor
+from simulator.errors import EnergyError
+from simulator.workload.layer import Layer, Workload
 
 #: Counts of the 5x3x6 GEMM on a 4x4 array (unlimited bandwidth, 1 MiB 8-bit SRAMs), by hand.
 #: os: M on rows (folds 4+1), N on columns (4+2), K=3 streamed: 4 folds of 3+4+4-2 = 9 cycles,
@@ -207,7 +201,7 @@ def test_dram_energy_is_required():
 
 
 def test_scalesim_import_states_its_dram_energy():
-    from simulator.scalesim import SCALESIM_DRAM_PJ_PER_BIT, load_scalesim_cfg
+    from simulator.arch.scalesim import SCALESIM_DRAM_PJ_PER_BIT, load_scalesim_cfg
 
     cfg = REPO / "workloads" / "scalesim" / "scalesim_8x8_os.cfg"
     assert SCALESIM_DRAM_PJ_PER_BIT == 8.0

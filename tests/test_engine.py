@@ -13,9 +13,9 @@ import math
 import numpy as np
 import pytest
 
-from simulator.components.memory import Dram
 from simulator.engine import run_tiles
-from simulator.mapping import TileSchedule
+from simulator.hardware.memory import Dram
+from simulator.mapping.schedule import TileSchedule
 
 
 def dram(bandwidth: float = math.inf, latency: float = 0.0, channels: int = 1) -> Dram:

@@ -19,10 +19,15 @@ from simulator.frontend import compress, load_model  # noqa: E402
 
 
 @pytest.fixture(scope="session")
-def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[Any, Any]:
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def digits(cache_dir: Path) -> tuple[Any, Any]:
     mp = pytest.MonkeyPatch()
-    mp.setenv("APPROXSIM_CACHE_DIR", str(tmp_path_factory.mktemp("cache")))
-    model, data, _ = load_model("digits-lenet")
+    mp.setenv("APPROXSIM_CACHE_DIR", str(cache_dir))  # for the CLI runs below
+    model, data, _ = load_model("digits-lenet", cache_dir=cache_dir)
     yield model, data
     mp.undo()
 
@@ -38,9 +43,10 @@ def test_baseline_and_int8(digits: tuple[Any, Any]) -> None:
     assert (conv1.weight.bits, conv1.activation.bits) == (8, 8)
 
 
-def test_cache_is_reused(digits: tuple[Any, Any]) -> None:
+def test_cache_is_reused(digits: tuple[Any, Any], cache_dir: Path) -> None:
     model, _ = digits
-    again, _, _ = load_model("digits-lenet")
+    assert len(list(cache_dir.glob("digits_lenet_*.pt"))) == 1
+    again, _, _ = load_model("digits-lenet", cache_dir=cache_dir)
     for a, b in zip(model.state_dict().values(), again.state_dict().values(), strict=True):
         assert torch.equal(a, b)
 

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from simulator import Layer, Operand, Workload, parse_arch, simulate
-from simulator.energy import scale_factor
+from simulator.cost.technology import scale_factor
 
 INF = float("inf")
 

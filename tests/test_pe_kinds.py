@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator.components.pe_kinds import PE_KINDS, pe_kind
 from simulator.errors import ConfigError, MappingError
+from simulator.hardware.pe import PE_KINDS
+from simulator.hardware.pe_kinds import pe_kind
 
 KINDS = ["mac", "shift", "xnor", "ternary", "bitserial", "bitfusion", "bfp"]
 

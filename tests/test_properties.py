@@ -9,7 +9,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from simulator import SimulatorError, simulate
-from simulator.workload import Workload
+from simulator.workload.layer import Workload
 
 DIM = st.integers(1, 300)
 SIDE = st.integers(1, 40)
@@ -137,7 +137,7 @@ def test_unlimited_memory_has_no_stalls(tiny_arch, tiny_layer, case):
 
 def test_single_pe_os_inherits_scalesim_overcount(tiny_arch, tiny_layer):
     # Real SCALE-Sim 3.0.0 on a 1x1 os array, GEMM M=2, N=2, K=3 (run with
-    # simulator/scalesim_driver.py): 11 compute cycles, "Overall Util" 109.09 %.
+    # tools/scalesim_driver.py): 11 compute cycles, "Overall Util" 109.09 %.
     # 4 folds of K + 1 + 1 - 2 = 3 cycles, minus 1 = 11 < 12 MACs. Matching SCALE-Sim exactly
     # is the design goal, so the bound compute >= ceil(macs / PEs) is off by one here only.
     row = one(tiny_arch(1, 1, "os"), tiny_layer(2, 3, 2))

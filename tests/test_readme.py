@@ -53,7 +53,7 @@ def test_architecture_example_is_valid(block: str) -> None:
     import yaml
 
     from simulator import parse_arch, simulate
-    from simulator.network_spec import parse_network
+    from simulator.workload.spec import parse_network
 
     raw = yaml.safe_load(block)
     if set(raw) <= {"pe_array"}:  # a fragment, not a whole file

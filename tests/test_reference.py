@@ -17,9 +17,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import simulate
-from simulator.components.pe_kinds import pe_kind
-from simulator.reference import bfp_dequantise, bfp_quantise, simulate_gemm
-from simulator.workload import Workload
+from simulator.hardware.pe_kinds import pe_kind
+from simulator.validation.operands import bfp_dequantise, bfp_quantise
+from simulator.validation.reference import simulate_gemm
+from simulator.workload.layer import Workload
 
 DATAFLOWS = ["os", "ws", "is"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from simulator.validation import compare, run_scalesim, scalesim_python
+from simulator.validation.scalesim import compare, run_scalesim, scalesim_python
 
 ROOT = Path(__file__).resolve().parent.parent
 SCALESIM = ROOT / "workloads" / "scalesim"

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import Layer, Operand, Workload, parse_arch, simulate
-from simulator.sparsity import format_bits
+from simulator.mapping.formats import format_bits
 
 INF = float("inf")
 

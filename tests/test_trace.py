@@ -10,9 +10,10 @@ import pytest
 import yaml
 
 from simulator import TraceError, load_workload, simulate
-from simulator.network_spec import parse_network
-from simulator.trace import Accuracy, Trace, read_trace, write_trace
-from simulator.workload import Operand
+from simulator.workload.layer import Operand
+from simulator.workload.spec import parse_network
+from simulator.workload.trace import Accuracy, Trace, write_trace
+from simulator.workload.trace_reader import read_trace
 
 NET = {"name": "tiny", "layers": [
     {"name": "c1", "op": "conv2d", "in_channels": 2, "out_channels": 4, "in_h": 6, "in_w": 6,

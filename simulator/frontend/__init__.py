@@ -3,8 +3,8 @@
 PyTorch (``simulator.frontend.torch``) and ONNX (``simulator.frontend.onnx``) importers, the
 compression methods of the literature (:mod:`simulator.frontend.methods`) configured by
 recipes (:mod:`simulator.frontend.recipe`), and :func:`compress`, which measures baseline and
-compressed accuracy and returns a :class:`~simulator.trace.Trace`. torch, scikit-learn and onnx
-are optional extras, imported only here and only when used; without them a
+compressed accuracy and returns a :class:`~simulator.workload.trace.Trace`. torch,
+scikit-learn and onnx are optional extras, imported only here and only when used; without them a
 :class:`~simulator.frontend._deps.MissingExtraError` names the extra to install.
 """
 
@@ -20,7 +20,8 @@ from simulator.frontend.methods import METHODS
 from simulator.frontend.recipe import Recipe, RecipeError, load_recipe, parse_recipe
 
 if TYPE_CHECKING:
-    from simulator.frontend.pipeline import CompressionResult, Progress, TaskData
+    from simulator.frontend.trace_builder import CompressionResult
+    from simulator.frontend.training import Progress, TaskData
 
 BUNDLED = ("digits-lenet",)
 
@@ -32,30 +33,32 @@ def compress(model: Any, recipe: Recipe | str | Path, data: TaskData, *, name: s
              progress: Progress | None = None, seed: int = 0) -> CompressionResult:
     """Compress a PyTorch ``model`` with ``recipe`` (a :class:`Recipe` or a recipe file).
 
-    Returns a :class:`~simulator.frontend.pipeline.CompressionResult` whose ``trace`` can be
+    Returns a :class:`~simulator.frontend.trace_builder.CompressionResult` whose ``trace`` can be
     written with :func:`simulator.trace.write_trace` and simulated.
     """
     require("torch")
-    from simulator.frontend import pipeline
+    from simulator.frontend import pipeline, training
 
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     return pipeline.compress(model, rec, data, name=name, seed=seed,
-                             progress=progress or pipeline._noop)
+                             progress=progress or training.noop)
 
 
-def load_model(ref: str, progress: Progress | None = None) -> tuple[Any, TaskData | None, str]:
+def load_model(ref: str, progress: Progress | None = None, *,
+               cache_dir: Path | None = None) -> tuple[Any, TaskData | None, str]:
     """Resolve a model reference: bundled name, ``package.module:factory`` or ``.onnx`` file.
 
     Returns ``(model, data or None, name)``. A factory returns a ``torch.nn.Module`` or a
-    ``(module, TaskData)`` pair. An ONNX file returns the path itself as the model.
+    ``(module, TaskData)`` pair. An ONNX file returns the path itself as the model. The
+    bundled model caches its trained weights in ``cache_dir`` when one is given.
     """
     if ref == "digits-lenet":
         require("torch")
         require("sklearn")
-        from simulator.frontend import pipeline
+        from simulator.frontend import training
         from simulator.frontend.digits import digits_lenet
 
-        model, data = digits_lenet(progress or pipeline._noop)
+        model, data = digits_lenet(progress or training.noop, cache_dir=cache_dir)
         return model, data, ref
     if ref.endswith(".onnx"):
         if not Path(ref).is_file():

@@ -4,22 +4,23 @@ Data: the 1,797 8x8 grey-level digits that ship with scikit-learn (``load_digits
 [0, 1], split 70 / 30 stratified with a fixed seed: 1,257 training and 540 held-out images.
 Model: conv 1->16 3x3 pad 1, ReLU, maxpool 2, conv 16->32 3x3 pad 1, ReLU, maxpool 2,
 fc 128->64, ReLU, fc 64->10 (LeCun et al. 1998 layout, scaled to 8x8 inputs). Training is
-Adam, deterministic for the seed, a few seconds on one CPU core; the weights are cached in
-the user cache directory (``$APPROXSIM_CACHE_DIR``, else ``$XDG_CACHE_HOME/approxsim``, else
-``~/.cache/approxsim``), keyed by the training settings and the torch version.
+Adam, deterministic for the seed, a few seconds on one CPU core. Given a ``cache_dir`` the
+weights are cached there, keyed by the training settings and the torch version; without
+one nothing is written (the library writes only where it is told: the CLI passes the user
+cache directory, ``$APPROXSIM_CACHE_DIR`` or ``$XDG_CACHE_HOME/approxsim``).
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
+import io
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from simulator.frontend.pipeline import Progress, TaskData, _noop, single_thread, train
+from simulator.files import write_atomic
+from simulator.frontend.training import Progress, TaskData, noop, single_thread, train
 
 SEED = 0
 EPOCHS = 30
@@ -50,14 +51,6 @@ class DigitsLeNet(nn.Module):
         return self.fc2(self.relu3(self.fc1(self.flatten(x))))
 
 
-def cache_dir() -> Path:
-    """The user cache directory of approxsim (see the module docstring)."""
-    if os.environ.get("APPROXSIM_CACHE_DIR"):
-        return Path(os.environ["APPROXSIM_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "approxsim"
-
-
 def digits_data(seed: int = SEED) -> TaskData:
     """The digits split (train / held-out) and a calibration batch from the training set."""
     from sklearn.datasets import load_digits
@@ -82,13 +75,13 @@ def _key() -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
-def digits_lenet(progress: Progress = _noop, *, retrain: bool = False
-                 ) -> tuple[DigitsLeNet, TaskData]:
-    """The trained model (from the cache, or trained now and cached) and its data."""
+def digits_lenet(progress: Progress = noop, *, cache_dir: Path | None = None,
+                 retrain: bool = False) -> tuple[DigitsLeNet, TaskData]:
+    """The trained model (from ``cache_dir``, or trained now and cached there) and its data."""
     data = digits_data()
     model = DigitsLeNet()
-    path = cache_dir() / f"digits_lenet_{_key()}.pt"
-    if path.is_file() and not retrain:
+    path = None if cache_dir is None else Path(cache_dir) / f"digits_lenet_{_key()}.pt"
+    if path is not None and path.is_file() and not retrain:
         try:
             model.load_state_dict(torch.load(path, weights_only=True))
             return model.eval(), data
@@ -100,12 +93,9 @@ def digits_lenet(progress: Progress = _noop, *, retrain: bool = False
     with single_thread():
         train(model, data.x_train, data.y_train, epochs=EPOCHS, lr=LR, seed=SEED,
               progress=progress, phase="train digits-lenet")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(model.state_dict(), tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        buf = io.BytesIO()
+        torch.save(model.state_dict(), buf)
+        write_atomic(path, buf.getvalue())
     return model.eval(), data

@@ -19,6 +19,8 @@ from typing import Annotated, Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
+from simulator.registry import Registry
+
 #: Stages in the order a recipe must apply them.
 STAGES = ("lowrank", "prune", "share", "quantise", "activation")
 
@@ -44,14 +46,17 @@ class Compressed:
 
 @dataclass(frozen=True, slots=True)
 class Method:
+    """A registered compression method: its stage, citation, ``Params`` model and function."""
+
     name: str
     stage: str
     citation: str
-    params: type[Params]
+    Params: type[Params]
     fn: Callable[..., Any]
 
 
-METHODS: dict[str, Method] = {}
+#: Every compression method, by the name a recipe step gives as ``method:``.
+METHODS: Registry[Method] = Registry("compression method", key="method")
 
 
 def method(name: str, stage: str, citation: str, params: type[Params]
@@ -60,9 +65,7 @@ def method(name: str, stage: str, citation: str, params: type[Params]
     assert stage in STAGES, stage
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        if name in METHODS:
-            raise ValueError(f"compression method {name!r} is registered twice")
-        METHODS[name] = Method(name, stage, citation, params, fn)
+        METHODS.add(name, Method(name, stage, citation, params, fn))
         return fn
 
     return deco

@@ -19,7 +19,10 @@ import numpy as np
 
 from simulator.errors import SimulatorError
 from simulator.frontend._deps import require
+from simulator.frontend.imported import ImportedLayer, ImportResult
 from simulator.frontend.recipe import Recipe, RecipeError
+from simulator.frontend.trace_builder import CompressionResult, build_trace, record_fields
+from simulator.workload.geometry import compact
 
 LAYER_OPS = ("Conv", "Gemm", "MatMul", "MaxPool", "AveragePool", "GlobalAveragePool")
 
@@ -31,10 +34,6 @@ class OnnxImportError(SimulatorError):
 def _attrs(node: Any) -> dict[str, Any]:
     onnx = require("onnx")
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
-
-
-def _one(v: list[int]) -> int | list[int]:
-    return v[0] if len(set(v)) == 1 else list(v)
 
 
 def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = None
@@ -88,10 +87,10 @@ def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = No
                 raise OnnxImportError(f"{src}: node {name!r}: asymmetric pads {pads}")
             specs.append({"name": name, "op": "conv2d", "in_channels": x[1],
                           "out_channels": int(w.shape[0]), "in_h": x[2], "in_w": x[3],
-                          "kernel": _one(list(w.shape[2:])),
-                          "stride": _one(list(a.get("strides", [1, 1]))),
-                          "padding": _one(pads[:2]),
-                          "dilation": _one(list(a.get("dilations", [1, 1]))),
+                          "kernel": compact(list(w.shape[2:])),
+                          "stride": compact(list(a.get("strides", [1, 1]))),
+                          "padding": compact(pads[:2]),
+                          "dilation": compact(list(a.get("dilations", [1, 1]))),
                           "groups": int(a.get("group", 1))})
             weights[name] = w
         elif node.op_type in ("Gemm", "MatMul") and node.input[1] in inits:
@@ -113,9 +112,9 @@ def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = No
             pads = list(a.get("pads", [0, 0, 0, 0]))
             specs.append({"name": name, "op": "maxpool" if node.op_type == "MaxPool"
                           else "avgpool", "channels": x[1], "in_h": x[2], "in_w": x[3],
-                          "kernel": _one(list(a["kernel_shape"])),
-                          "stride": _one(list(a.get("strides", a["kernel_shape"]))),
-                          "padding": _one(pads[:2])})
+                          "kernel": compact(list(a["kernel_shape"])),
+                          "stride": compact(list(a.get("strides", a["kernel_shape"]))),
+                          "padding": compact(pads[:2])})
         elif node.op_type == "GlobalAveragePool":
             x = shape_of(node, node.input[0])
             specs.append({"name": name, "op": "global_avgpool", "channels": x[1],
@@ -129,13 +128,8 @@ def import_onnx(path: str | Path, input_shapes: dict[str, list[int]] | None = No
 
 
 def compress_onnx(path: str | Path, recipe: Recipe,
-                  input_shapes: dict[str, list[int]] | None = None) -> Any:
+                  input_shapes: dict[str, list[int]] | None = None) -> CompressionResult:
     """Apply ``recipe``'s weight methods to an ONNX model's initializers; return the result."""
-    import fnmatch
-
-    from simulator.frontend.pipeline import CompressionResult, build_trace
-    from simulator.frontend.torch import ImportedLayer, ImportResult
-
     specs, weights, notes = import_onnx(path, input_shapes)
     info: dict[str, dict[str, Any]] = {}
     compressed = {k: v.astype(np.float32).copy() for k, v in weights.items()}
@@ -143,19 +137,10 @@ def compress_onnx(path: str | Path, recipe: Recipe,
         if step.method.stage in ("lowrank", "activation"):
             raise RecipeError(recipe.source, [(f"{step.path}.method", f"{step.method.name!r} "
                                                f"needs a PyTorch model (ONNX is weights-only)")])
-        for pat in step.layers:
-            if not any(fnmatch.fnmatchcase(n, pat) for n in compressed):
-                raise RecipeError(recipe.source, [(f"{step.path}.layers", f"layer {pat!r} not "
-                                                   f"found; layers: {', '.join(compressed)}")])
-        for n in compressed:
-            if any(fnmatch.fnmatchcase(n, p) for p in step.layers) and not any(
-                    fnmatch.fnmatchcase(n, p) for p in step.exclude):
-                out = step.method.fn(compressed[n], step.params)
-                compressed[n] = out.weight
-                f = info.setdefault(n, {})
-                f.update({k: getattr(out, k) for k in ("structure", "scheme", "bits",
-                                                       "codebook_size")
-                          if getattr(out, k) is not None})
+        for n in step.targets(list(compressed), recipe.source):
+            out = step.method.fn(compressed[n], step.params)
+            compressed[n] = out.weight
+            record_fields(info, n, out)
     name = Path(path).stem
 
     def imported(ws: dict[str, np.ndarray]) -> ImportResult:
@@ -164,4 +149,4 @@ def compress_onnx(path: str | Path, recipe: Recipe,
 
     before = build_trace(imported(weights), name, "onnx", {}, {}, None, None)
     after = build_trace(imported(compressed), name, "onnx", info, {}, recipe, None)
-    return CompressionResult(after, before, None, notes)  # type: ignore[arg-type]
+    return CompressionResult(after, before, None, notes)

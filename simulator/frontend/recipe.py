@@ -19,7 +19,8 @@ against the method's ``Params`` model: every error at once, each with its path
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import fnmatch
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,9 +28,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import ConfigError
+from simulator.files import read_yaml
 from simulator.frontend.methods import METHODS, STAGES, Method, Params
 from simulator.registry import pydantic_errors
-from simulator.yaml_loader import read_yaml
 
 
 class RecipeError(ConfigError):
@@ -66,6 +67,26 @@ class Step:
     @property
     def path(self) -> str:
         return f"steps[{self.index}]"
+
+    def targets(self, names: Sequence[str], source: str,
+                aliases: Mapping[str, str] | None = None) -> list[str]:
+        """The layers of ``names`` this step applies to: matched by ``layers`` and not by
+        ``exclude`` (a name matches through itself or its alias, e.g. the original layer a
+        low-rank split came from). A pattern that matches no layer is a :class:`RecipeError`
+        naming the step's field and listing the layers (``source``: the recipe file)."""
+        alias = aliases or {}
+
+        def hit(name: str, pats: tuple[str, ...]) -> bool:
+            return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(alias.get(name, name), p)
+                       for p in pats)
+
+        errors = [(f"{self.path}.{field}", f"layer {pat!r} not found; the model's layers are "
+                                           f"{', '.join(names)}")
+                  for field, pats in (("layers", self.layers), ("exclude", self.exclude))
+                  for pat in pats if not any(hit(n, (pat,)) for n in names)]
+        if errors:
+            raise RecipeError(source, errors)
+        return [n for n in names if hit(n, self.layers) and not hit(n, self.exclude)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,27 +127,22 @@ def parse_recipe(data: Any, source: str = "<dict>") -> Recipe:
         if not isinstance(raw, Mapping):
             errors.append((path, f"must be a mapping with a `method` key (got {raw!r})"))
             continue
-        name = raw.get("method")
-        if name not in METHODS:
-            errors.append((f"{path}.method", f"unknown compression method {name!r}; known: "
-                                             f"{', '.join(sorted(METHODS))}"))
-            continue
-        meth = METHODS[name]
         layers = _patterns(raw.get("layers", "*"), f"{path}.layers", errors)
         exclude = () if raw.get("exclude") is None else _patterns(
             raw["exclude"], f"{path}.exclude", errors)
-        try:
-            params = meth.params.model_validate(
-                {k: v for k, v in raw.items() if k not in ("method", "layers", "exclude")})
-        except ValidationError as exc:
-            errors += pydantic_errors(exc, path)
+        spec, errs = METHODS.validate(
+            {k: v for k, v in raw.items() if k not in ("layers", "exclude")}, path)
+        if spec is None:
+            errors += errs
             continue
+        meth, params = METHODS.get(spec.impl), spec.params
+        name = spec.impl
         if steps and STAGES.index(meth.stage) < STAGES.index(steps[-1].method.stage):
             errors.append((f"{path}.method", f"{name!r} ({meth.stage}) must come before "
                                              f"{steps[-1].method.name!r} "
                                              f"({steps[-1].method.stage}); order: "
                                              f"{' -> '.join(STAGES)}"))
-        steps.append(Step(i, meth, params, layers, exclude))
+        steps.append(Step(i, meth, params, layers, exclude))  # type: ignore[arg-type]
     if errors:
         raise RecipeError(source, errors)
     return Recipe(top.name, top.description, top.finetune, tuple(steps), dict(data), source)

@@ -4,7 +4,7 @@ Each supported leaf module becomes one network-spec layer with the *real* input 
 (conv2d, linear, maxpool/avgpool, global_avgpool), and the real zeros of its input: the
 activation density over the whole calibration batch and the nonzero mask of one representative
 example (the one whose density is closest to the batch's)
-(in the :class:`~simulator.workload.Operand` layout). Weight masks are the module's zero
+(in the :class:`~simulator.workload.layer.Operand` layout). Weight masks are the module's zero
 weights, exactly. ReLU, batch norm, dropout, flatten and identity are fused or move no data
 and are listed in ``notes``; any other module holding parameters is an error (it would
 otherwise be silently dropped). Functional calls inside ``forward`` are invisible to hooks.
@@ -13,7 +13,6 @@ otherwise be silently dropped). Functional calls inside ``forward`` are invisibl
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,6 +20,8 @@ import torch
 from torch import nn
 
 from simulator.errors import SimulatorError
+from simulator.frontend.imported import ImportedLayer, ImportResult
+from simulator.workload.geometry import compact
 
 #: Modules folded into the preceding layer or moving no data (reported, not simulated).
 FUSED = (nn.ReLU, nn.ReLU6, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Flatten,
@@ -32,28 +33,6 @@ class ModelTraceError(SimulatorError):
     """A model cannot be traced into layers (unsupported module, failed forward pass)."""
 
 
-@dataclass
-class ImportedLayer:
-    """One layer found in the model: its network-spec fields and the operands it sees."""
-
-    name: str
-    spec: dict[str, Any]
-    act_density: float
-    act_mask: np.ndarray | None
-    weight: np.ndarray | None = None
-
-
-@dataclass
-class ImportResult:
-    layers: list[ImportedLayer]
-    notes: list[str] = field(default_factory=list)
-
-
-def _pair(v: Any) -> int | list[int]:
-    a, b = (v, v) if isinstance(v, int) else (int(v[0]), int(v[1]))
-    return a if a == b else [a, b]
-
-
 def layer_spec(name: str, mod: nn.Module, x: torch.Tensor) -> dict[str, Any]:
     """The network-spec dict of ``mod`` given its input ``x`` (a batch)."""
     if isinstance(mod, nn.Conv2d):
@@ -63,9 +42,9 @@ def layer_spec(name: str, mod: nn.Module, x: torch.Tensor) -> dict[str, Any]:
                                   f"padding)")
         return {"name": name, "op": "conv2d", "in_channels": mod.in_channels,
                 "out_channels": mod.out_channels, "in_h": int(x.shape[-2]),
-                "in_w": int(x.shape[-1]), "kernel": _pair(mod.kernel_size),
-                "stride": _pair(mod.stride), "padding": _pair(mod.padding),
-                "dilation": _pair(mod.dilation), "groups": mod.groups}
+                "in_w": int(x.shape[-1]), "kernel": compact(mod.kernel_size),
+                "stride": compact(mod.stride), "padding": compact(mod.padding),
+                "dilation": compact(mod.dilation), "groups": mod.groups}
     if isinstance(mod, nn.Linear):
         tokens = int(np.prod(x.shape[1:-1])) if x.dim() > 2 else 1
         return {"name": name, "op": "linear", "in_features": mod.in_features,
@@ -76,9 +55,9 @@ def layer_spec(name: str, mod: nn.Module, x: torch.Tensor) -> dict[str, Any]:
                                   f"supported")
         op = "maxpool" if isinstance(mod, nn.MaxPool2d) else "avgpool"
         return {"name": name, "op": op, "channels": int(x.shape[1]), "in_h": int(x.shape[-2]),
-                "in_w": int(x.shape[-1]), "kernel": _pair(mod.kernel_size),
-                "stride": _pair(mod.stride if mod.stride is not None else mod.kernel_size),
-                "padding": _pair(mod.padding)}
+                "in_w": int(x.shape[-1]), "kernel": compact(mod.kernel_size),
+                "stride": compact(mod.stride if mod.stride is not None else mod.kernel_size),
+                "padding": compact(mod.padding)}
     if isinstance(mod, nn.AdaptiveAvgPool2d) and mod.output_size in (1, (1, 1)):
         return {"name": name, "op": "global_avgpool", "channels": int(x.shape[1]),
                 "in_h": int(x.shape[-2]), "in_w": int(x.shape[-1])}

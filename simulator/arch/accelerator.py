@@ -1,0 +1,46 @@
+"""Build component instances from a validated :class:`~simulator.arch.config.ArchConfig`."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from simulator.arch.config import ArchConfig
+from simulator.errors import ConfigError
+from simulator.hardware.memory import Dram, Sram
+from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
+from simulator.hardware.unit import ComputeUnit, PEArray
+from simulator.hardware.vector import Simd
+
+
+@dataclass(frozen=True, slots=True)
+class Accelerator:
+    """The instantiated hardware of one architecture: every unit behind its interface."""
+
+    arch: ArchConfig
+    pe_array: PEArray
+    buffers: Mapping[str, Sram]
+    dram: Dram
+    vector_unit: ComputeUnit
+
+
+def build(arch: ArchConfig) -> Accelerator:
+    """Instantiate every component of ``arch`` from its registry.
+
+    Without a ``vector_unit`` in the file, a SIMD unit as wide as the PE array's
+    ``vector_lanes`` is assumed (a systolic array's output row feeds it, as in SCALE-Sim-style
+    designs that leave pooling to a post-processing unit beside the array); units without a
+    natural width need the file to name one.
+    """
+    pe: PEArray = PE_ARRAYS.build("pe_array", arch.pe_array)
+    buffers = {name: BUFFERS.build(name, spec) for name, spec in arch.buffers.items()}
+    dram = DRAMS.build("dram", arch.dram, clock_mhz=arch.clock_mhz)
+    vec: ComputeUnit
+    if arch.vector_unit is not None:
+        vec = VECTOR_UNITS.build("vector_unit", arch.vector_unit, act_bits=pe.act_bits)
+    elif pe.vector_lanes is not None:
+        vec = Simd("vector_unit", Simd.Params(lanes=pe.vector_lanes), act_bits=pe.act_bits)
+    else:
+        raise ConfigError(arch.source, [("vector_unit", f"required with pe_array impl "
+                                                        f"{arch.pe_array.impl!r}")])
+    return Accelerator(arch, pe, buffers, dram, vec)

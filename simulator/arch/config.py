@@ -1,0 +1,103 @@
+"""Architecture configuration: strict YAML loading into validated, frozen objects.
+
+An architecture file (DESIGN.md section 4) names a PE array, three SRAM buffers (``ifmap``,
+``filter``, ``ofmap``), a DRAM and optionally a vector unit, each as ``{impl: name, ...params}``
+resolved through the component registries of :mod:`simulator.hardware` (each component
+declares its own parameters, so this module sits above the hardware). Loading collects
+*every* problem in the file,
+each with its dotted path, and raises one :class:`~simulator.errors.ConfigError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulator.errors import ConfigError
+from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
+from simulator.registry import ComponentSpec, pydantic_errors
+
+BUFFER_NAMES = ("ifmap", "filter", "ofmap")
+
+
+class _ArchFile(BaseModel):
+    """Top-level shape of an architecture file; components are validated by their registry."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    clock_mhz: float = Field(gt=0, allow_inf_nan=False)
+    technology_nm: int = Field(default=45, gt=0)
+    pe_array: Any
+    buffers: dict[str, Any]
+    dram: Any
+    vector_unit: Any = None
+    energy_table: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ArchConfig:
+    """A validated architecture. Components are resolved specs; build them with the engine.
+
+    ``clock_mhz`` converts DRAM bandwidth (GB/s) and latency (ns) to per-cycle figures.
+    ``vector_unit`` is ``None`` when the file has none: then pooling and element-wise layers run
+    on a SIMD unit as wide as the PE array has columns (documented default, README).
+    """
+
+    name: str
+    clock_mhz: float
+    pe_array: ComponentSpec
+    buffers: Mapping[str, ComponentSpec]
+    dram: ComponentSpec
+    vector_unit: ComponentSpec | None = None
+    technology_nm: int = 45
+    energy_table: str | None = None
+    source: str = "<dict>"
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+
+def parse_arch(data: Any, source: str = "<dict>") -> ArchConfig:
+    """Validate a raw mapping (parsed YAML) into an :class:`ArchConfig`; all errors at once."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(source, [("", f"must be a mapping of architecture keys (got {data!r})")])
+    errors: list[tuple[str, str]] = []
+    try:
+        top = _ArchFile.model_validate(data)
+    except ValidationError as exc:
+        errors += pydantic_errors(exc)
+        top = None
+    raw_buffers = data.get("buffers")
+    buffers: dict[str, ComponentSpec] = {}
+    if isinstance(raw_buffers, Mapping):
+        for name in BUFFER_NAMES:
+            if name not in raw_buffers:
+                errors.append((f"buffers.{name}", "required buffer is missing"))
+        for name, raw in raw_buffers.items():
+            if name not in BUFFER_NAMES:
+                errors.append((f"buffers.{name}", f"unknown buffer; expected {list(BUFFER_NAMES)}"))
+                continue
+            spec, errs = BUFFERS.validate(raw, f"buffers.{name}")
+            errors += errs
+            if spec is not None:
+                buffers[name] = spec
+    pe, errs = PE_ARRAYS.validate(data.get("pe_array"), "pe_array") if "pe_array" in data \
+        else (None, [])
+    errors += errs
+    dram, errs = DRAMS.validate(data.get("dram"), "dram") if "dram" in data else (None, [])
+    errors += errs
+    vec = None
+    if data.get("vector_unit") is not None:
+        vec, errs = VECTOR_UNITS.validate(data["vector_unit"], "vector_unit")
+        errors += errs
+    if errors or top is None or pe is None or dram is None:
+        raise ConfigError(source, _dedupe(errors))
+    return ArchConfig(name=top.name, clock_mhz=top.clock_mhz, pe_array=pe, buffers=buffers,
+                      dram=dram, vector_unit=vec, technology_nm=top.technology_nm,
+                      energy_table=top.energy_table, source=source)
+
+
+def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    seen: set[tuple[str, str]] = set()
+    return [e for e in errors if not (e in seen or seen.add(e))]  # type: ignore[func-returns-value]

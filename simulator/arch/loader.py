@@ -1,0 +1,20 @@
+"""``load_arch(path)``: an architecture from a YAML file or a SCALE-Sim ``.cfg`` file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from simulator.arch.config import ArchConfig, parse_arch
+from simulator.arch.scalesim import load_scalesim_cfg
+from simulator.errors import ConfigError
+from simulator.files import read_yaml
+
+
+def load_arch(path: str | Path) -> ArchConfig:
+    """Load an architecture from a YAML file, or import a SCALE-Sim ``.cfg`` file."""
+    p = Path(path)
+    if p.suffix == ".cfg":
+        return load_scalesim_cfg(p)
+    if p.suffix not in (".yaml", ".yml"):
+        raise ConfigError(str(p), [("", "expected an architecture .yaml/.yml or a SCALE-Sim .cfg")])
+    return parse_arch(read_yaml(p), source=str(p))

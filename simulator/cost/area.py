@@ -1,0 +1,128 @@
+"""Silicon area per on-chip component, in mm^2, so that TOPS/mm^2 follows.
+
+Data: ``arch_configs/energy/area_45nm.yaml`` (every number with unit and source), at 45 nm.
+
+* **PE**: the kind's datapath + the accumulator adder (acc bits) + pipeline registers for the
+  three operands (``weight + act + acc`` flip-flops). Datapath per kind (:func:`datapath_um2`):
+  ``mac`` a multiplier (weight x act bits, at the geometric-mean width); ``shift`` a barrel
+  shifter of act bits with ``weight_bits - 1`` stages of 2:1 muxes; ``ternary`` an act-bit
+  adder/subtractor; ``xnor`` ``word`` XNOR gates + a ``word - 1`` full-adder popcount tree;
+  ``bitserial`` per lane, weight-bit AND (as XNOR-sized gates) + a weight-bit adder;
+  ``bitfusion`` 16 bit-bricks = an 8x8 multiplier (Sharma et al., ISCA 2018, build the 8-bit
+  product from 16 2-bit bricks); ``bfp`` a mantissa multiplier + an 8-bit exponent adder + an
+  acc-bit alignment shifter. Arithmetic areas are fits through Horowitz's published points
+  (:func:`~simulator.cost.curves.power_law`); gates are NanGate FreePDK45 cells.
+* **Vector unit**: ``lanes`` x (multiplier at act bits + 32-bit adder).
+* **SRAM**: ``size_kb`` x mm^2 per KiB (the full capacity, both halves when double buffered).
+* DRAM is off chip: no area.
+
+Other nodes: area x ``(node / 45)^2`` (ideal scaling; optimistic below ~20 nm, where SRAM
+and wires shrink less).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulator.arch.accelerator import Accelerator
+from simulator.cost.curves import Curve, Sourced
+from simulator.errors import ConfigError
+from simulator.files import read_yaml
+from simulator.registry import pydantic_errors
+
+
+class AreaData(BaseModel):
+    """The contents of an area YAML file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str
+    technology_nm: float = Field(gt=0)
+    description: str = ""
+    int_add_um2: Curve
+    int_multiply_um2: Curve
+    fp_add_um2: Curve
+    fp_multiply_um2: Curve
+    register_um2_per_bit: Sourced
+    sram_mm2_per_kb: Sourced
+    xnor2_um2: Sourced
+    mux2_um2: Sourced
+    full_adder_um2: Sourced
+
+
+def load_area_data(path: str | Path) -> AreaData:
+    """Read and validate an area YAML file."""
+    try:
+        return AreaData.model_validate(read_yaml(Path(path)))
+    except ValidationError as exc:
+        raise ConfigError(str(path), pydantic_errors(exc)) from None
+
+
+def pe_um2(data: AreaData, w_bits: int, a_bits: int, acc_bits: int, fmt: str = "int") -> float:
+    """Area of one MAC PE at the data's node, in um^2 (module docstring)."""
+    mul = data.fp_multiply_um2 if fmt == "fp" else data.int_multiply_um2
+    add = data.fp_add_um2 if fmt == "fp" else data.int_add_um2
+    regs = (w_bits + a_bits + acc_bits) * data.register_um2_per_bit.value
+    return mul.at(math.sqrt(w_bits * a_bits)) + add.at(acc_bits) + regs
+
+
+def datapath_um2(data: AreaData, kind: str, params: dict[str, int], w_bits: int,
+                 a_bits: int, acc_bits: int) -> tuple[float, str]:
+    """Area of one PE's arithmetic (without accumulator and registers) and what it is."""
+    if kind == "shift":
+        stages = max(w_bits - 1, 1)
+        return a_bits * stages * data.mux2_um2.value, f"{stages}-stage {a_bits}-bit shifter"
+    if kind == "ternary":
+        return data.int_add_um2.at(a_bits), f"int{a_bits} add/sub"
+    if kind == "xnor":
+        word = params.get("word_bits", 64)
+        um2 = word * data.xnor2_um2.value + (word - 1) * data.full_adder_um2.value
+        return um2, f"{word} XNOR + {word - 1}-FA popcount"
+    if kind == "bitserial":
+        lanes = params.get("lanes", 1)
+        um2 = lanes * (w_bits * data.xnor2_um2.value + data.int_add_um2.at(w_bits))
+        return um2, f"{lanes} lane(s) x ({w_bits} AND + int{w_bits} add)"
+    if kind == "bitfusion":
+        return data.int_multiply_um2.at(8), "16 bit-bricks (= int8 multiply)"
+    if kind == "bfp":
+        um2 = (data.int_multiply_um2.at(math.sqrt(w_bits * a_bits)) + data.int_add_um2.at(8)
+               + acc_bits * max(math.ceil(math.log2(acc_bits)), 1) * data.mux2_um2.value)
+        return um2, "mantissa multiply + exponent add + alignment shifter"
+    return data.int_multiply_um2.at(math.sqrt(w_bits * a_bits)), f"{w_bits}x{a_bits} multiply"
+
+
+def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict[str, str]]:
+    """``(mm^2 per component, source per component)`` at ``acc.arch.technology_nm``."""
+    p = acc.pe_array
+    node = acc.arch.technology_nm
+    k = (node / data.technology_nm) ** 2
+    fmt = "int"  # no PE declares a number format yet
+    kind_obj = p.kind
+    kind = kind_obj.kind
+    if kind == "mac":
+        pe = pe_um2(data, p.weight_bits, p.act_bits, p.acc_bits, fmt)
+        what = f"{fmt}{p.weight_bits}x{p.act_bits} multiply"
+    else:
+        kind_params = dict(kind_obj.params.model_dump())  # type: ignore[attr-defined]
+        dp, what = datapath_um2(data, kind, kind_params, p.weight_bits, p.act_bits, p.acc_bits)
+        pe = (dp + data.int_add_um2.at(p.acc_bits)
+              + (p.weight_bits + p.act_bits + p.acc_bits) * data.register_um2_per_bit.value)
+    scale = "" if k == 1 else f" x (node {node:g}/{data.technology_nm:g})^2"
+    mm2 = {"pe_array": acc.pe_array.n_pes * pe * 1e-6 * k}
+    src = {"pe_array": (f"{acc.pe_array.n_pes} {kind} PEs x {pe:.0f} um^2 ({what} + "
+                        f"{fmt}{p.acc_bits} add + "
+                        f"{p.weight_bits + p.act_bits + p.acc_bits} flip-flops){scale}; "
+                        f"{data.int_multiply_um2.source}; {data.register_um2_per_bit.source}")}
+    lane = data.int_multiply_um2.at(p.act_bits) + data.int_add_um2.at(32)
+    lanes = acc.vector_unit.n_pes
+    mm2["vector_unit"] = lanes * lane * 1e-6 * k
+    src["vector_unit"] = (f"{lanes} lanes x {lane:.0f} um^2 (int{p.act_bits} multiply + int32 "
+                          f"add){scale}; {data.int_multiply_um2.source}")
+    per_kb = data.sram_mm2_per_kb
+    for name, buf in acc.buffers.items():
+        kb = buf.params.size_kb
+        mm2[name] = kb * per_kb.value * k if math.isfinite(kb) else math.inf
+        src[name] = f"{kb:g} KiB x {per_kb.value:g} mm^2/KiB{scale}; {per_kb.source}"
+    return mm2, src

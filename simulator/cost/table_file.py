@@ -1,0 +1,130 @@
+"""Energy table files: a table is *produced* for one architecture from a YAML file in
+``arch_configs/energy/`` (the pricing itself: :mod:`simulator.cost.table`):
+
+.. code-block:: yaml
+
+    name: horowitz_45nm
+    technology_nm: 45            # node at which the numbers below hold
+    area: area_45nm.yaml         # area data (simulator/area.py), relative to this file
+    model: {impl: horowitz, ...} # optional: size/width-dependent entries (energy_models.py)
+    actions:                     # optional: fixed entries; they override the model's
+      pe_array.shift_add: {pj: 0.021, technology_nm: 32, source: "ISAAC, ISCA 2016"}
+      sram.read: {pj: 5.0, source: "..."}   # by impl: every buffer of impl sram
+
+A fixed entry is keyed ``<instance or impl>.<action>``; the instance key wins. Its ``pj`` holds
+at its own ``technology_nm`` (default: the file's) and is converted to the file's node.
+
+**Technology scaling** (:func:`scale_factor`): dynamic energies are multiplied by the
+Stillmaker-Baas energy factor of the architecture's ``technology_nm`` over the table's node
+(log-log interpolation between the published nodes). *Leakage* entries are not: they are
+computed at the architecture's node from leakage power density x area (area scales by
+``(node/45)^2``), and ``offchip`` entries (DRAM, from the architecture's own
+``energy_pj_per_bit``) do not depend on the accelerator's node.
+
+A count with no entry is never priced at zero: :meth:`EnergyTable.require` raises one
+:class:`EnergyError` listing every missing pair.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from simulator.arch.accelerator import Accelerator, build
+from simulator.arch.config import ArchConfig
+from simulator.cost.area import area_table, load_area_data
+from simulator.cost.models import ENERGY_MODELS
+from simulator.cost.table import EnergyTable, Entry, kind_of
+from simulator.cost.technology import scale_factor
+from simulator.errors import ConfigError
+from simulator.files import read_yaml
+from simulator.registry import ComponentSpec, pydantic_errors
+
+ARCH_CONFIGS = Path(__file__).resolve().parents[2] / "arch_configs"
+DEFAULT_TABLE = "energy/45nm.yaml"
+
+
+class _Fixed(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    pj: float = Field(ge=0, allow_inf_nan=False)
+    technology_nm: float | None = Field(default=None, gt=0)
+    unit: str = "pJ"
+    source: str = Field(min_length=1)
+
+
+class _TableFile(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    technology_nm: float = Field(gt=0)
+    description: str = ""
+    area: str | None = None
+    model: Any = None
+    actions: dict[str, _Fixed] = Field(default_factory=dict)
+
+
+def resolve_path(path: str | Path) -> Path:
+    """An energy table path: absolute, relative to the working directory, or to arch_configs/."""
+    p = Path(path)
+    return p if p.is_absolute() or p.is_file() else ARCH_CONFIGS / p
+
+
+def load_energy_table(path: str | Path, arch: ArchConfig,
+                      acc: Accelerator | None = None) -> EnergyTable:
+    """Produce the table of ``arch`` from an energy YAML file, at ``arch.technology_nm``."""
+    p = resolve_path(path)
+    raw = read_yaml(p)
+    try:
+        spec = _TableFile.model_validate(raw)
+    except ValidationError as exc:
+        raise ConfigError(str(p), pydantic_errors(exc)) from None
+    model: ComponentSpec | None = None
+    if spec.model is not None:
+        model, errs = ENERGY_MODELS.validate(spec.model, "model")
+        if errs:
+            raise ConfigError(str(p), errs)
+    errors = [(f"actions.{k}", "must be <component>.<action>") for k in spec.actions
+              if k.count(".") != 1]
+    if errors:
+        raise ConfigError(str(p), errors)
+    acc = acc if acc is not None else build(arch)
+    area: dict[str, float] = {}
+    area_src: dict[str, str] = {}
+    if spec.area is not None:
+        area, area_src = area_table(acc, load_area_data(p.parent / spec.area))
+    entries: dict[tuple[str, str], Entry] = {}
+    if model is not None:
+        impl = ENERGY_MODELS.build("model", model)
+        entries.update(impl.entries(acc, area, spec.technology_nm))
+    entries.update(_fixed_entries(spec, acc))
+    table = EnergyTable(spec.name, spec.technology_nm, entries, area, area_src, str(p))
+    return table.scaled(arch.technology_nm)
+
+
+def _fixed_entries(spec: _TableFile, acc: Accelerator) -> dict[tuple[str, str], Entry]:
+    """The file's ``actions``, by instance name; an impl key applies to all its instances."""
+    impls = {"pe_array": acc.arch.pe_array.impl, "dram": acc.arch.dram.impl,
+             **{n: s.impl for n, s in acc.arch.buffers.items()},
+             "vector_unit": acc.arch.vector_unit.impl if acc.arch.vector_unit else "simd"}
+    planned: list[tuple[int, list[str], str, _Fixed]] = []
+    for key, fx in spec.actions.items():
+        comp, action = key.split(".")
+        if comp in impls:
+            planned.append((1, [comp], action, fx))
+        else:  # an impl name: every instance of it (none in this arch: nothing to do)
+            planned.append((0, [n for n, i in impls.items() if i == comp], action, fx))
+    out: dict[tuple[str, str], Entry] = {}
+    for _, targets, action, fx in sorted(planned, key=lambda t: t[0]):
+        node = fx.technology_nm or spec.technology_nm
+        note = "" if node == spec.technology_nm else f" (given at {node:g} nm, scaled)"
+        for name in targets:
+            kind = kind_of(name, action)
+            pj = fx.pj * scale_factor(node, spec.technology_nm) if kind == "dynamic" else fx.pj
+            out[(name, action)] = Entry(pj, f"{spec.name}: {fx.source}{note}", kind, fx.unit)
+    return out
+
+
+def table_for(arch: ArchConfig, acc: Accelerator | None = None) -> EnergyTable:
+    """The table ``simulate`` uses: ``arch.energy_table``, else :data:`DEFAULT_TABLE`."""
+    return load_energy_table(arch.energy_table or DEFAULT_TABLE, arch, acc)

@@ -1,0 +1,104 @@
+"""From imported layers to a workload trace: lowering through the network-spec path, the
+operands the compression produced, and the before/after size table (torch-free, so the ONNX
+route needs no torch)."""
+
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import pandas as pd
+
+from simulator.frontend.imported import ImportResult
+from simulator.frontend.methods import Compressed
+from simulator.frontend.recipe import Recipe
+from simulator.workload.layer import Operand, Workload
+from simulator.workload.spec import parse_network
+from simulator.workload.trace import Accuracy, Trace
+
+#: operand fields a compression method sets (:class:`~simulator.frontend.methods.Compressed`)
+FIELDS = ("structure", "scheme", "bits", "codebook_size")
+
+
+@dataclass
+class CompressionResult:
+    trace: Trace
+    baseline: Trace
+    model: Any  # the compressed torch.nn.Module (None for ONNX)
+    notes: list[str] = field(default_factory=list)
+
+    def table(self) -> pd.DataFrame:
+        """Per GEMM layer: weight density, bits and storage, activation density, before/after."""
+        return size_table(self.baseline, self.trace)
+
+
+def record_fields(info: dict[str, dict[str, Any]], name: str, out: Compressed) -> None:
+    """Remember the operand fields ``out`` sets for layer ``name`` (later steps win)."""
+    fields = info.setdefault(name, {})
+    fields.update({k: getattr(out, k) for k in FIELDS if getattr(out, k) is not None})
+    if out.codebook_size is not None:
+        fields.setdefault("scheme", "fp")
+
+
+def build_trace(imported: ImportResult, name: str, source: str,
+                info: dict[str, dict[str, Any]], act_bits: dict[str, int],
+                recipe: Recipe | None, acc: Accuracy | None) -> Trace:
+    """Lower imported layers through the network-spec path and attach their operands."""
+    wl = parse_network({"name": name, "source": source,
+                        "layers": [lay.spec for lay in imported.layers]}, source=name)
+    layers = []
+    out_bits: dict[str, int | None] = {}
+    for lay, low in zip(imported.layers, wl.layers, strict=True):
+        f = info.get(lay.name, {})
+        weight = low.weight
+        if lay.weight is not None:
+            mask = lay.weight != 0
+            weight = Operand(bits=f.get("bits"), density=float(mask.mean()),
+                             mask=mask if not mask.all() else None,
+                             structure=f.get("structure", "unstructured"),
+                             scheme=f.get("scheme", "int"),
+                             codebook_size=f.get("codebook_size"))
+        act = Operand(bits=act_bits.get(lay.name), density=lay.act_density if lay.act_mask
+                      is None else float(lay.act_mask.mean()), mask=lay.act_mask)
+        layers.append(replace(low, weight=weight, activation=act))
+        out_bits[lay.name] = None
+    # a layer's stored output is the next layer's (quantised) input
+    names = [lay.name for lay in imported.layers]
+    for prev, nxt in itertools.pairwise(names):
+        out_bits[prev] = act_bits.get(nxt)
+    return Trace(Workload(name, tuple(layers), source=source), source=source,  # type: ignore[arg-type]
+                 recipe=None if recipe is None else dict(recipe.raw), accuracy=acc,
+                 output_bits=out_bits,
+                 calibration_density={lay.name: lay.act_density for lay in imported.layers})
+
+
+def weight_kib(op: Operand, elements: int) -> float:
+    """Weight storage in KiB: nonzeros x bits (32 when unquantised), plus the codebook."""
+    bits = op.bits if op.bits is not None else 32
+    book = (op.codebook_size or 0) * 32
+    return (elements * op.density * bits + book) / 8 / 1024
+
+
+def size_table(before: Trace, after: Trace) -> pd.DataFrame:
+    """One row per layer of ``after`` (matched by name to ``before`` where present)."""
+    prior = {lay.name: lay for lay in before.workload.layers}
+    rows = []
+    for lay in after.workload.layers:
+        b = prior.get(lay.name)
+        gemm = lay.kind == "gemm"
+        rows.append({
+            "layer": lay.name, "op": lay.op,
+            "w_density_before": b.weight.density if b is not None and gemm else math.nan,
+            "w_density_after": lay.weight.density if gemm else math.nan,
+            "w_bits_after": lay.weight.bits if gemm and lay.weight.bits else "-",
+            "w_scheme": (f"{lay.weight.scheme}/{lay.weight.structure}" if gemm else "-"),
+            "w_kib_before": (weight_kib(b.weight, b.filter_elements) if b is not None and gemm
+                             else math.nan),
+            "w_kib_after": weight_kib(lay.weight, lay.filter_elements) if gemm else math.nan,
+            "a_density_before": before.calibration_density.get(lay.name, math.nan),
+            "a_density_after": after.calibration_density.get(lay.name, math.nan),
+            "a_bits_after": lay.activation.bits or "-",
+        })
+    return pd.DataFrame(rows)

@@ -1,0 +1,91 @@
+"""On-chip SRAM buffers and off-chip DRAM: capacities and per-cycle bandwidths.
+
+Timing of transfers is simulated by :mod:`simulator.engine` (SimPy) from these figures.
+"""
+
+from __future__ import annotations
+
+import math
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from simulator.hardware.registries import BUFFERS, DRAMS
+
+
+@BUFFERS.register("sram")
+class Sram:
+    """A scratchpad SRAM feeding one operand of the PE array.
+
+    ``size_kb`` is KiB (1024 bytes). With ``double_buffered`` one half is read by the array
+    while the DMA fills the other, so a tile's data must fit in half the capacity. The
+    array-side port delivers ``bandwidth_words`` words of ``word_bits`` per cycle; a tile
+    whose operand traffic exceeds it is slowed to that bandwidth (the DMA fill port is
+    separate and limited by DRAM).
+    """
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        size_kb: float = Field(gt=0, allow_inf_nan=True)
+        word_bits: int = Field(default=8, gt=0, strict=True)
+        bandwidth_words: float = Field(gt=0, allow_inf_nan=True)
+        double_buffered: bool = True
+
+    def __init__(self, name: str, params: Params, **_: object) -> None:
+        self.name = name
+        self.params = params
+
+    @property
+    def capacity_bytes(self) -> float:
+        return self.params.size_kb * 1024
+
+    @property
+    def tile_bytes(self) -> float:
+        """Bytes one tile may occupy: half the SRAM when double buffered, else all of it."""
+        return self.capacity_bytes / (2 if self.params.double_buffered else 1)
+
+    @property
+    def slots(self) -> int:
+        return 2 if self.params.double_buffered else 1
+
+    @property
+    def bits_per_cycle(self) -> float:
+        return self.params.bandwidth_words * self.params.word_bits
+
+
+@DRAMS.register("dram")
+class Dram:
+    """Off-chip DRAM: total bandwidth in GB/s (1e9 bytes) split evenly over ``channels``,
+    and a fixed access latency in ns added to every read transfer; ``energy_pj_per_bit`` is
+    the energy of moving one bit to or from it (interface + device), used by the energy model.
+
+    A transfer of ``b`` bytes on one channel occupies it for
+    ``latency + ceil(b / (bytes_per_cycle / channels))`` cycles (reads) or the bandwidth term
+    only (posted writes).
+    """
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        bandwidth_gb_per_s: float = Field(gt=0, allow_inf_nan=True)
+        latency_ns: float = Field(default=0.0, ge=0, allow_inf_nan=False)
+        channels: int = Field(default=1, gt=0, strict=True)
+        #: Required: published DRAM energies differ by 5x (8-40 pJ/bit, reference/energy.md),
+        #: so each architecture states its own, with its source; no default hides in code.
+        energy_pj_per_bit: float = Field(gt=0, allow_inf_nan=False)
+
+    def __init__(self, name: str, params: Params, *, clock_mhz: float, **_: object) -> None:
+        self.name = name
+        self.params = params
+        self.clock_mhz = clock_mhz
+
+    @property
+    def channels(self) -> int:
+        return self.params.channels
+
+    @property
+    def bytes_per_cycle(self) -> float:
+        """Total bytes per clock cycle over all channels."""
+        return self.params.bandwidth_gb_per_s * 1e3 / self.clock_mhz
+
+    @property
+    def latency_cycles(self) -> int:
+        return math.ceil(self.params.latency_ns * self.clock_mhz / 1e3)

@@ -1,0 +1,97 @@
+"""PE arrays. The dense systolic array follows SCALE-Sim's compute model exactly.
+
+Reference: Samajdar et al., "A Systematic Methodology for Characterizing Scalability of DNN
+Accelerators using SCALE-Sim", ISPASS 2020; cycle closed forms of SCALE-Sim 3.0.0 as checked
+against its output (../shared/reference/scalesim.md and tests/golden/scalesim/).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from simulator.errors import ConfigError
+from simulator.hardware.pe import PEKind
+from simulator.hardware.pe_kinds import pe_kind
+from simulator.hardware.registries import PE_ARRAYS
+from simulator.hardware.unit import ParamWidths
+from simulator.mapping.dataflows import DATAFLOWS, Dataflow
+from simulator.mapping.schedule import Buffer, LayerMapping
+from simulator.mapping.sparsity import SparsityParams
+from simulator.mapping.systolic import map_gemm
+from simulator.workload.layer import Layer
+
+
+@PE_ARRAYS.register("systolic")
+class SystolicArray(ParamWidths):
+    """A ``rows x cols`` grid of MAC PEs with nearest-neighbour links and one dataflow.
+
+    One PE does one multiply-accumulate per cycle. Operands are ``act_bits``/``weight_bits``
+    wide in memory; partial sums are ``acc_bits`` wide (they only leave the chip when the
+    ofmap buffer cannot hold them); outputs are written back requantised to ``act_bits``, the
+    next layer's input precision. ``pe`` selects the PE kind (``mac``, ``shift``, ``xnor``,
+    ``ternary``, ``bitserial``, ``bitfusion``, ``bfp``; a name or ``{impl: name, ...}``) whose
+    geometry and rate change the folds (:mod:`simulator.hardware.pe`). ``sparsity``
+    configures zero gating/skipping, N:M structured weights and compressed storage formats
+    (:mod:`simulator.mapping.sparsity`).
+    """
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        rows: int = Field(gt=0, strict=True)
+        cols: int = Field(gt=0, strict=True)
+        dataflow: Literal["os", "ws", "is"]
+        pe: str | dict[str, Any] = "mac"
+        weight_bits: int = Field(default=8, gt=0, le=64, strict=True)
+        act_bits: int = Field(default=8, gt=0, le=64, strict=True)
+        acc_bits: int = Field(default=32, gt=0, le=128, strict=True)
+        sparsity: SparsityParams = SparsityParams()
+
+        @field_validator("pe")
+        @classmethod
+        def _pe(cls, v: str | dict[str, Any]) -> str | dict[str, Any]:
+            try:
+                pe_kind(v)
+            except ConfigError as exc:
+                raise ValueError("; ".join(f"{p}: {m}" for p, m in exc.errors)) from None
+            return v
+
+    def __init__(self, name: str, params: Params, **_: object) -> None:
+        self.name = name
+        self.params = params
+        self.kind: PEKind = pe_kind(params.pe)
+
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
+        """Folds, reuse and tiles of a GEMM layer (:func:`simulator.mapping.systolic.map_gemm`)."""
+        return map_gemm(layer, self, buffers, seed)
+
+    @property
+    def sparsity(self) -> SparsityParams:
+        return self.params.sparsity
+
+    @property
+    def vector_lanes(self) -> int:
+        """A vector unit beside the array is as wide as its output row (its columns)."""
+        return self.params.cols
+
+    @property
+    def rows(self) -> int:
+        return self.params.rows
+
+    @property
+    def cols(self) -> int:
+        return self.params.cols
+
+    @property
+    def n_pes(self) -> int:
+        return self.params.rows * self.params.cols
+
+    @property
+    def dataflow(self) -> Dataflow:
+        return DATAFLOWS[self.params.dataflow]
+
+    def fold_cycles(self, stream: int) -> int:
+        """Cycles of one fold streaming ``stream`` values (fill + stream + drain)."""
+        return self.dataflow.fold_cycles(self.rows, self.cols, stream)

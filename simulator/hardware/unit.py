@@ -1,0 +1,70 @@
+"""The one interface of every compute unit: it maps a layer onto itself.
+
+A compute unit (a systolic array with its PE kind, an EIE- or SCNN-like sparse engine, a SIMD
+vector unit) is a class registered by name (:mod:`simulator.hardware.registries`) that
+declares its ``Params`` and implements :class:`ComputeUnit`: ``map_layer`` turns a layer into
+a :class:`~simulator.mapping.schedule.LayerMapping` (the tiles the SimPy engine runs, the
+layer's closed-form cycles and its counts). The simulator never asks which class a unit is,
+so a new accelerator is one module here plus its registration.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from simulator.mapping.schedule import Buffer, LayerMapping
+from simulator.mapping.systolic import ArithmeticKind
+from simulator.workload.layer import Layer
+
+
+class ComputeUnit(Protocol):
+    """Maps layers to tiles and counts (every unit: PE arrays and vector units)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def n_pes(self) -> int: ...
+
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer],
+                  seed: int) -> LayerMapping: ...
+
+
+class PEArray(ComputeUnit, Protocol):
+    """A unit that runs the GEMM layers: its operand widths (for energy and area), its PE's
+    arithmetic kind, and the width of the vector unit assumed beside it when an architecture
+    names none (``None``: the architecture must name one)."""
+
+    @property
+    def weight_bits(self) -> int: ...
+
+    @property
+    def act_bits(self) -> int: ...
+
+    @property
+    def acc_bits(self) -> int: ...
+
+    @property
+    def kind(self) -> ArithmeticKind: ...
+
+    @property
+    def vector_lanes(self) -> int | None: ...
+
+
+class ParamWidths:
+    """Operand widths read from a unit's own validated ``params`` (a mixin for PE arrays)."""
+
+    params: Any
+
+    @property
+    def weight_bits(self) -> int:
+        return int(self.params.weight_bits)
+
+    @property
+    def act_bits(self) -> int:
+        return int(self.params.act_bits)
+
+    @property
+    def acc_bits(self) -> int:
+        return int(self.params.acc_bits)

@@ -1,0 +1,41 @@
+"""The vector (SIMD) unit that runs pooling and element-wise layers."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from simulator.hardware.registries import VECTOR_UNITS
+from simulator.mapping.schedule import Buffer, LayerMapping
+from simulator.mapping.vector import map_vector
+from simulator.workload.layer import Layer
+
+
+@VECTOR_UNITS.register("simd")
+class Simd:
+    """``lanes`` ALUs, each doing one primitive op (add, compare, multiply, LUT lookup) per
+    cycle; a layer of ``n`` ops takes ``ceil(n / lanes)`` cycles (no pipeline fill modelled:
+    it is negligible next to the element counts of real layers). Tensors without their own
+    bit width move at ``act_bits``, the PE array's (given when the accelerator is built)."""
+
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        lanes: int = Field(gt=0, strict=True)
+
+    def __init__(self, name: str, params: Params, *, act_bits: int = 8, **_: object) -> None:
+        self.name = name
+        self.params = params
+        self.act_bits = act_bits
+
+    @property
+    def lanes(self) -> int:
+        return self.params.lanes
+
+    @property
+    def n_pes(self) -> int:
+        return self.params.lanes
+
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
+        """Cycles and tiles of a pooling / element-wise layer (:mod:`simulator.mapping.vector`)."""
+        return map_vector(layer, self.name, self.lanes, buffers, self.act_bits)

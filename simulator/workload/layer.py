@@ -1,0 +1,105 @@
+"""Workloads: layers lowered to a GEMM view (or a vector op), their operands, networks.
+
+Network specs are lowered to layers in :mod:`simulator.workload.spec`; file loading by
+kind is :mod:`simulator.workload.loader`.
+
+Lowering (DESIGN.md section 3), batch ``B``:
+
+* ``conv2d`` (stride, padding, dilation, groups ``g``; depthwise is ``g == C_in == C_out``):
+  ``g`` independent GEMMs with ``M = B * H_out * W_out``, ``K = (C_in / g) * k_h * k_w``,
+  ``N = C_out / g``. Output size is PyTorch's ``floor((H + 2p - d(k - 1) - 1) / s) + 1``.
+* ``linear``: ``M = B * tokens``, ``K = in_features``, ``N = out_features``.
+* ``matmul`` (batched, e.g. attention heads): ``batch * B`` GEMMs of ``M x K @ K x N``; the
+  right operand is an activation, not a weight, and goes through the filter buffer.
+* pooling and element-wise ops run on the vector unit: ``vector_ops`` primitive operations
+  (compare, add, multiply; an exp/tanh on a LUT-based special-function unit counts as one) and
+  their input and output tensors cross the memory system. They are reported, never dropped.
+
+``ifmap_elements`` / ``filter_elements`` / ``ofmap_elements`` are the unique elements of each
+tensor (the ifmap before im2col expansion and without padding, which the array generates),
+which is what DRAM must move at least once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Operand:
+    """What the hardware sees of one operand tensor of a layer after compression.
+
+    ``bits``: storage bits per value (``None``: as the architecture's PE array is configured).
+    ``density``: fraction of nonzero values (1.0 = dense). ``mask``: optional boolean nonzero
+    mask in the tensor's own layout -- weights ``(C_out, C_in / groups, k_h, k_w)`` for conv,
+    ``(out_features, in_features)`` for linear; activations (the layer's input) ``(C, H, W)``
+    for conv, ``(tokens, features)`` for linear, ``(batch, M, K)`` for matmul. ``structure``:
+    ``"unstructured"``, ``"N:M"`` (e.g. ``"2:4"``), ``"channel"`` or ``"filter"``. ``scheme``:
+    the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``).
+    ``codebook_size``: entries of a weight-sharing codebook (values stored as indices).
+    """
+
+    bits: int | None = None
+    density: float = 1.0
+    mask: np.ndarray | None = None
+    structure: str = "unstructured"
+    scheme: str = "int"
+    codebook_size: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Layer:
+    """One layer as the hardware sees it: a GEMM view (``kind="gemm"``) or a vector op.
+
+    ``count`` independent GEMMs of ``M x K @ K x N`` (conv groups x batched-matmul batch).
+    ``weight`` describes the right operand (the filter; for a matmul, an activation) and
+    ``activation`` the left one (the ifmap), each with bits, density and optional mask.
+    """
+
+    name: str
+    op: str
+    kind: Literal["gemm", "vector"]
+    M: int = 0
+    K: int = 0
+    N: int = 0
+    count: int = 1
+    ifmap_elements: int = 0
+    filter_elements: int = 0
+    ofmap_elements: int = 0
+    vector_ops: int = 0
+    filter_is_weight: bool = True
+    weight: Operand = field(default_factory=Operand)
+    activation: Operand = field(default_factory=Operand)
+    dims: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def weight_bits(self) -> int | None:
+        return self.weight.bits
+
+    @property
+    def act_bits(self) -> int | None:
+        return self.activation.bits
+
+    @property
+    def macs(self) -> int:
+        """Multiply-accumulates of the layer (0 for vector ops)."""
+        return self.count * self.M * self.K * self.N
+
+
+@dataclass(frozen=True, slots=True)
+class Workload:
+    """A named sequence of layers with its provenance."""
+
+    name: str
+    layers: tuple[Layer, ...]
+    source: str = ""
+    path: str = ""
+    seed: int = 0
+
+    @property
+    def macs(self) -> int:
+        return sum(layer.macs for layer in self.layers)

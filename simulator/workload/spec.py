@@ -1,0 +1,292 @@
+"""Network spec files (``workloads/networks/*.yaml``): validation and lowering to layers.
+
+Every layer op is a frozen pydantic model with ``extra="forbid"`` whose ``lower`` method
+produces the :class:`~simulator.workload.layer.Layer` the hardware sees (lowering rules in
+:mod:`simulator.workload.layer`). :func:`parse_network` reports every error of a file at once, each
+with its layer path (``layers[3] (conv1).kernel``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from simulator.errors import WorkloadError
+from simulator.registry import pydantic_errors
+from simulator.workload.geometry import conv_out, pair, touched
+from simulator.workload.layer import Layer, Operand, Workload
+
+PosInt = Annotated[int, Field(gt=0, strict=True)]
+NonNegInt = Annotated[int, Field(ge=0, strict=True)]
+Pair = PosInt | tuple[PosInt, PosInt]
+NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
+
+#: Primitive vector operations per output element of each element-wise op (assumed counts;
+#: the SIMD unit does one op per lane per cycle): add/mul/relu 1; softmax 4 (max, exp,
+#: sum, divide); layernorm 7 (mean add, subtract, square, variance add, rsqrt-multiply,
+#: scale, shift); gelu 7 (tanh form: x^3, multiply-add, tanh, add, two multiplies, ...);
+#: lrn 7 (five squared terms over a 5-channel window, sum, power-divide).
+ELEMENTWISE_OPS: dict[str, int] = {"add": 1, "mul": 1, "relu": 1, "softmax": 4,
+                                   "layernorm": 7, "gelu": 7, "lrn": 7}
+#: Number of input tensors of each element-wise op.
+ELEMENTWISE_INPUTS: dict[str, int] = {"add": 2, "mul": 2}
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+
+
+Density = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
+Bits = Annotated[int, Field(gt=0, le=64, strict=True)]
+
+
+class _GemmSpec(_Spec):
+    """Compression fields shared by GEMM layers (all optional: absent = dense, arch bits).
+
+    Densities without masks get seeded random masks at simulation time
+    (:mod:`simulator.sparsity`); ``codebook_size`` stores weights as ``ceil(log2 k)``-bit
+    indices into a k-entry codebook (Deep Compression).
+    """
+
+    weight_bits: Bits | None = None
+    act_bits: Bits | None = None
+    weight_density: Density = 1.0
+    act_density: Density = 1.0
+    weight_structure: str = "unstructured"
+    weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"] = "int"
+    codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
+
+    @field_validator("weight_structure")
+    @classmethod
+    def _structure(cls, v: str) -> str:
+        parts = v.split(":")
+        if v in ("unstructured", "filter", "channel") or (
+                len(parts) == 2 and all(x.isdigit() for x in parts)
+                and 0 < int(parts[0]) < int(parts[1])):
+            return v
+        raise ValueError(f"must be unstructured, filter, channel or 'N:M' (got {v!r})")
+
+    def weight_operand(self) -> Operand:
+        bits = self.weight_bits
+        if self.codebook_size is not None:
+            bits = max(1, math.ceil(math.log2(self.codebook_size)))
+        return Operand(bits=bits, density=self.weight_density, structure=self.weight_structure,
+                       scheme=self.weight_scheme, codebook_size=self.codebook_size)
+
+    def act_operand(self) -> Operand:
+        return Operand(bits=self.act_bits, density=self.act_density)
+
+
+_COMPRESSION_FIELDS = {"name", "op", "weight_bits", "act_bits", "weight_density", "act_density",
+                       "weight_structure", "weight_scheme", "codebook_size"}
+
+
+class Conv2dSpec(_GemmSpec):
+    op: Literal["conv2d"]
+    in_channels: PosInt
+    out_channels: PosInt
+    in_h: PosInt
+    in_w: PosInt
+    kernel: Pair
+    stride: Pair = 1
+    padding: NonNegPair = 0
+    dilation: Pair = 1
+    groups: PosInt = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> Conv2dSpec:
+        if self.in_channels % self.groups or self.out_channels % self.groups:
+            raise ValueError(f"groups ({self.groups}) must divide in_channels "
+                             f"({self.in_channels}) and out_channels ({self.out_channels})")
+        if min(self.out_hw) <= 0:
+            raise ValueError(f"kernel {self.kernel} (dilation {self.dilation}) does not fit the "
+                             f"padded input {self.in_h}x{self.in_w} (padding {self.padding})")
+        return self
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        (kh, kw), (sh, sw) = pair(self.kernel), pair(self.stride)
+        (ph, pw), (dh, dw) = pair(self.padding), pair(self.dilation)
+        return conv_out(self.in_h, kh, sh, ph, dh), conv_out(self.in_w, kw, sw, pw, dw)
+
+    def lower(self, batch: int) -> Layer:
+        ho, wo = self.out_hw
+        kh, kw = pair(self.kernel)
+        (sh, sw), (ph, pw), (dh, dw) = pair(self.stride), pair(self.padding), pair(
+            self.dilation)
+        g = self.groups
+        rows = touched(self.in_h, ho, kh, sh, ph, dh)
+        cols = touched(self.in_w, wo, kw, sw, pw, dw)
+        return Layer(self.name, self.op, "gemm", M=batch * ho * wo,
+                     K=self.in_channels // g * kh * kw, N=self.out_channels // g, count=g,
+                     ifmap_elements=batch * self.in_channels * rows * cols,
+                     filter_elements=self.out_channels * self.in_channels // g * kh * kw,
+                     ofmap_elements=batch * self.out_channels * ho * wo,
+                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     weight=self.weight_operand(), activation=self.act_operand())
+
+
+class LinearSpec(_GemmSpec):
+    op: Literal["linear"]
+    in_features: PosInt
+    out_features: PosInt
+    tokens: PosInt = 1
+
+    def lower(self, batch: int) -> Layer:
+        m = batch * self.tokens
+        return Layer(self.name, self.op, "gemm", M=m, K=self.in_features, N=self.out_features,
+                     ifmap_elements=m * self.in_features,
+                     filter_elements=self.in_features * self.out_features,
+                     ofmap_elements=m * self.out_features,
+                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     weight=self.weight_operand(), activation=self.act_operand())
+
+
+class MatmulSpec(_GemmSpec):
+    op: Literal["matmul"]
+    M: PosInt
+    K: PosInt
+    N: PosInt
+    batch: PosInt = 1
+
+    def lower(self, batch: int) -> Layer:
+        c = self.batch * batch
+        return Layer(self.name, self.op, "gemm", M=self.M, K=self.K, N=self.N, count=c,
+                     ifmap_elements=c * self.M * self.K, filter_elements=c * self.K * self.N,
+                     ofmap_elements=c * self.M * self.N, filter_is_weight=False,
+                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     weight=self.weight_operand(), activation=self.act_operand())
+
+
+class PoolSpec(_Spec):
+    op: Literal["maxpool", "avgpool"]
+    channels: PosInt
+    in_h: PosInt
+    in_w: PosInt
+    kernel: Pair
+    stride: Pair | None = None
+    padding: NonNegPair = 0
+
+    @property
+    def out_hw(self) -> tuple[int, int]:
+        (kh, kw), (ph, pw) = pair(self.kernel), pair(self.padding)
+        sh, sw = pair(self.stride) if self.stride is not None else (kh, kw)
+        return (self.in_h + 2 * ph - kh) // sh + 1, (self.in_w + 2 * pw - kw) // sw + 1
+
+    @model_validator(mode="after")
+    def _check(self) -> PoolSpec:
+        if min(self.out_hw) <= 0:
+            raise ValueError(f"kernel {self.kernel} does not fit the input {self.in_h}x{self.in_w}")
+        return self
+
+    def lower(self, batch: int) -> Layer:
+        ho, wo = self.out_hw
+        kh, kw = pair(self.kernel)
+        out = batch * self.channels * ho * wo
+        # max: kh*kw compares per output; avg: kh*kw adds and one scaling multiply
+        ops = out * (kh * kw + (self.op == "avgpool"))
+        return Layer(self.name, self.op, "vector", ifmap_elements=batch * self.channels
+                     * self.in_h * self.in_w, ofmap_elements=out, vector_ops=ops,
+                     dims=self.model_dump(exclude={"name", "op"}))
+
+
+class GlobalPoolSpec(_Spec):
+    op: Literal["global_avgpool"]
+    channels: PosInt
+    in_h: PosInt
+    in_w: PosInt
+
+    def lower(self, batch: int) -> Layer:
+        n_in = batch * self.channels * self.in_h * self.in_w
+        return Layer(self.name, self.op, "vector", ifmap_elements=n_in,
+                     ofmap_elements=batch * self.channels,
+                     vector_ops=n_in + batch * self.channels,
+                     dims=self.model_dump(exclude={"name", "op"}))
+
+
+class ElementwiseSpec(_Spec):
+    op: Literal["add", "mul", "relu", "gelu", "softmax", "layernorm", "lrn"]
+    shape: Annotated[list[PosInt], Field(min_length=1)]
+
+    def lower(self, batch: int) -> Layer:
+        n = batch
+        for s in self.shape:
+            n *= s
+        return Layer(self.name, self.op, "vector",
+                     ifmap_elements=n * ELEMENTWISE_INPUTS.get(self.op, 1), ofmap_elements=n,
+                     vector_ops=n * ELEMENTWISE_OPS[self.op],
+                     dims=self.model_dump(exclude={"name", "op"}))
+
+
+LayerSpec = Annotated[Conv2dSpec | LinearSpec | MatmulSpec | PoolSpec | GlobalPoolSpec
+                      | ElementwiseSpec, Field(discriminator="op")]
+
+
+class NetworkSpec(BaseModel):
+    """A network spec file (``workloads/networks/*.yaml``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str = Field(min_length=1)
+    source: str = ""
+    batch_size: PosInt = 1
+    seed: int = Field(default=0, ge=0, strict=True)
+    layers: Annotated[list[LayerSpec], Field(min_length=1)]
+
+
+_LAYER_ADAPTER: TypeAdapter[Any] = TypeAdapter(LayerSpec)
+
+
+def parse_network(data: Any, source: str = "<dict>") -> Workload:
+    """Validate a parsed network spec; every error at once, each with its layer path."""
+    if not isinstance(data, Mapping):
+        raise WorkloadError(source, [("", f"must be a mapping with `name` and `layers` "
+                                          f"(got {type(data).__name__})")])
+    try:
+        spec = NetworkSpec.model_validate(data)
+    except ValidationError as exc:
+        raise WorkloadError(source, label_layer_paths(pydantic_errors(exc), data)) from None
+    names = [layer.name for layer in spec.layers]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise WorkloadError(source, [("layers", f"duplicate layer names: {dupes}")])
+    layers = tuple(layer.lower(spec.batch_size) for layer in spec.layers)
+    return Workload(spec.name, layers, source=spec.source, path=source, seed=spec.seed)
+
+
+def label_layer_paths(errors: list[tuple[str, str]],
+                      data: Mapping[str, Any]) -> list[tuple[str, str]]:
+    """Make layer locations readable: ``layers[3].kernel`` -> ``layers[3] (conv1).kernel``,
+    dropping the union tag pydantic inserts after the index (``layers[3].conv2d.kernel``)."""
+    out = []
+    raw_layers = data.get("layers") if isinstance(data.get("layers"), list) else []
+    for path, msg in errors:
+        parts = path.split(".")
+        if parts[0].startswith("layers[") and raw_layers:
+            idx = int(parts[0][7:-1])
+            layer = raw_layers[idx] if idx < len(raw_layers) else None
+            label = f"{parts[0]}"
+            if isinstance(layer, Mapping) and "name" in layer:
+                label += f" ({layer['name']})"
+            if len(parts) > 1 and isinstance(layer, Mapping) and parts[1] == layer.get("op"):
+                parts = parts[1:]  # drop the union tag pydantic inserts
+            parts[0] = label
+            if "does not match any of the expected tags" in msg or "Unable to extract tag" in msg:
+                msg = f"unknown or missing op; expected one of {sorted(_OPS)} ({msg})"
+        out.append((".".join(parts), msg))
+    return out
+
+
+_OPS = {"conv2d", "linear", "matmul", "maxpool", "avgpool", "global_avgpool",
+        *ELEMENTWISE_OPS}
