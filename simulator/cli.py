@@ -10,28 +10,25 @@ from typing import Any
 import click
 import pandas as pd
 from rich.console import Console
-from rich.table import Table
 
 from simulator.arch.loader import load_arch
+from simulator.console import note_hidden, print_frame
 from simulator.cost.table_file import load_energy_table, table_for
 from simulator.errors import SimulatorError
+from simulator.files import check_output_dir, safe_name
 from simulator.simulation import simulate
 from simulator.workload.loader import load_workload
-from simulator.workload.trace import write_trace
+from simulator.workload.topology import load_topology
+from simulator.workload.trace import check_trace_target, write_trace
 
-RUN_COLUMNS = ["layer", "op", "M", "K", "N", "macs", "compute_cycles", "stall_cycles",
-               "total_cycles", "pe_utilisation", "mapping_efficiency", "dram_read_bytes",
-               "dram_write_bytes"]
-
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        if value != value:  # NaN: not applicable (e.g. mapping efficiency of vector layers)
-            return "-"
-        return f"{value:.3e}" if value and abs(value) < 1e-2 else f"{value:,.3f}"
-    if isinstance(value, int) and not isinstance(value, bool):
-        return f"{value:,}"
-    return str(value)
+#: Per-layer columns of `approxsim run`'s table, most important first: as many as fit the
+#: terminal are shown (`--columns` chooses; the files of `-o` hold every column).
+RUN_COLUMNS = ["layer", "op", "total_cycles", "stall_cycles", "pe_utilisation", "macs",
+               "compute_cycles", "dram_read_bytes", "dram_write_bytes", "energy_pj", "M", "K",
+               "N", "mapping_efficiency"]
+TOTAL_COLUMNS = ["total_cycles", "latency_us", "energy_uj", "pe_utilisation", "macs",
+                 "compute_cycles", "stall_cycles", "dram_read_bytes", "dram_write_bytes",
+                 "mapping_efficiency", "layers"]
 
 
 def default_cache_dir() -> Path:
@@ -40,13 +37,13 @@ def default_cache_dir() -> Path:
     return Path(base) / "approxsim"
 
 
-def print_frame(console: Console, df: pd.DataFrame, title: str) -> None:
-    table = Table(title=title, show_lines=False, header_style="bold")
-    for col in df.columns:
-        table.add_column(col, justify="left" if df[col].dtype == object else "right")
-    for row in df.itertuples(index=False):
-        table.add_row(*(_fmt(v.item() if hasattr(v, "item") else v) for v in row))
-    console.print(table)
+def _warn(source: str, warnings: tuple[tuple[str, str], ...]) -> None:
+    for path, msg in warnings:
+        click.echo(f"warning: {source}: {path}: {msg}", err=True)
+
+
+def _stem(path: Path) -> str:
+    return safe_name(path.name if path.is_dir() else path.stem)
 
 
 class _Group(click.Group):
@@ -69,35 +66,56 @@ def main() -> None:
 @main.command()
 @click.argument("arch", type=click.Path(path_type=Path))
 @click.argument("workload", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
-              help="Directory to write result files into (atomically).")
+@click.option("-o", "--output", type=click.Path(path_type=Path),
+              help="Directory to write the result set into (atomically, as a whole).")
+@click.option("--name", help="Name of the result set under -o (default: "
+                             "<arch file stem>__<workload file stem>).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table",
               show_default=True, help="Printed format; with -o, the file format (table: csv).")
+@click.option("--columns", help="Comma-separated per-layer columns of the table (default: as "
+                                "many as fit the terminal).")
 @click.option("--ofmap-rounding", type=click.Choice(["scalesim", "floor"]), default="scalesim",
               show_default=True, help="Output-size rule for SCALE-Sim topology CSVs.")
-def run(arch: Path, workload: Path, output: Path | None, fmt: str, ofmap_rounding: str) -> None:
-    """Simulate WORKLOAD (network spec .yaml or SCALE-Sim .csv) on ARCH (.yaml or .cfg)."""
-    report = simulate(load_arch(arch), load_workload(workload, ofmap_rounding=ofmap_rounding))
+def run(arch: Path, workload: Path, output: Path | None, name: str | None, fmt: str,
+        columns: str | None, ofmap_rounding: str) -> None:
+    """Simulate WORKLOAD (network spec .yaml, trace, SCALE-Sim .csv) on ARCH (.yaml or .cfg)."""
     if output is not None:
-        for path in report.write(output, "json" if fmt == "json" else "csv"):
-            click.echo(f"wrote {path}", err=True)
+        check_output_dir(output)  # before any work
+    spec = load_arch(arch)
+    _warn(str(arch), spec.warnings)
+    report = simulate(spec, load_workload(workload, ofmap_rounding=ofmap_rounding))
+    chosen = None
+    if columns is not None:
+        chosen = [c.strip() for c in columns.split(",") if c.strip()]
+        unknown = [c for c in chosen if c not in report.layers.columns]
+        if unknown or not chosen:
+            raise click.BadParameter(f"unknown column(s) {unknown}; choose from "
+                                     f"{', '.join(report.layers.columns)}",
+                                     param_hint="--columns")
+    if output is not None:
+        paths = report.write(output, "json" if fmt == "json" else "csv",
+                             name=name if name is not None else f"{_stem(arch)}__{_stem(workload)}",
+                             inputs={"arch": str(arch.resolve()),
+                                     "workload": str(workload.resolve())})
+        click.echo(f"wrote {paths[0].parent}/ ({', '.join(p.name for p in paths)})", err=True)
     if fmt == "csv" and output is None:
         click.echo(report.layers.to_csv(index=False), nl=False)
     elif fmt == "json" and output is None:
         click.echo(report.to_json())
     elif fmt == "table":
-        console = Console(width=max(Console().width, 230))
+        console = Console()
         layers = report.layers
         cols = list(RUN_COLUMNS)
         if (layers["effectual_macs"] < layers["macs"]).any():  # a sparse workload
             cols[cols.index("macs") + 1:cols.index("macs") + 1] = ["effectual_macs",
                                                                    "load_imbalance"]
-        print_frame(console, layers[cols], f"{report.workload} on {report.arch}")
-        totals = report.totals
-        keys = ["layers", "macs", "compute_cycles", "stall_cycles", "total_cycles",
-                "pe_utilisation", "mapping_efficiency", "dram_read_bytes", "dram_write_bytes",
-                "latency_us"]
-        print_frame(console, pd.DataFrame([{k: totals[k] for k in keys}]), "totals")
+        title = f"{report.workload} on {report.arch}"
+        if chosen:
+            print_frame(console, layers, title, chosen)
+        else:
+            note_hidden(console, print_frame(console, layers[cols], title))
+        totals = pd.DataFrame([{k: report.totals[k] for k in TOTAL_COLUMNS}])
+        note_hidden(console, print_frame(console, totals, "totals"))
         print_energy(console, report)
 
 
@@ -126,6 +144,7 @@ def print_energy(console: Console, report: Any) -> None:
 def energy_table(arch: Path, table_path: Path | None, fmt: str) -> None:
     """Print the energy table ARCH really uses: every (component, action), resolved, sourced."""
     spec = load_arch(arch)
+    _warn(str(arch), spec.warnings)
     table = load_energy_table(table_path, spec) if table_path else table_for(spec)
     df = table.frame()
     area = pd.DataFrame({"component": list(table.area_mm2),
@@ -134,10 +153,10 @@ def energy_table(arch: Path, table_path: Path | None, fmt: str) -> None:
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
         return
-    console = Console(width=max(Console().width, 200))
+    console = Console()  # every column: long sources wrap within the terminal
     print_frame(console, df, f"energy table {table.name} for {spec.name} at "
-                             f"{table.technology_nm:g} nm ({table.source})")
-    print_frame(console, area, "area")
+                             f"{table.technology_nm:g} nm ({table.source})", list(df.columns))
+    print_frame(console, area, "area", list(area.columns))
 
 
 @main.group()
@@ -157,9 +176,14 @@ def validate_scalesim(configs: tuple[Path, ...], topology: Path | None) -> None:
     base = REPO / "workloads" / "scalesim"
     cfgs = list(configs) or [base / f"scalesim_8x8_{df}.cfg" for df in ("os", "ws", "is")]
     topo = topology or base / "tiny.csv"
+    load_topology(topo)  # our own checks first (header, duplicate names): exit 2, not SCALE-Sim's
+    for cfg in cfgs:
+        load_arch(cfg)
     frames = [compare(cfg, topo, run_scalesim(cfg, topo)) for cfg in cfgs]
     df = pd.concat(frames, ignore_index=True)
-    print_frame(Console(width=200), df, f"SCALE-Sim 3.0.0 vs approxsim on {topo.name}")
+    console = Console()
+    note_hidden(console, print_frame(console, df, f"SCALE-Sim 3.0.0 vs approxsim on "
+                                                  f"{topo.name}"))
     bad = int((df["compute_diff"] != 0).sum())
     click.echo(f"{len(df) - bad} of {len(df)} layers agree exactly on compute cycles")
     if bad:
@@ -189,8 +213,9 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path) 
     from simulator.frontend import compress as run_compress
     from simulator.frontend import load_model, load_recipe
 
-    rec = load_recipe(recipe)
-    console = Console(width=max(Console().width, 200))
+    rec = load_recipe(recipe)  # every error of the recipe before any model is loaded
+    check_trace_target(output)  # and of the output path
+    console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), transient=True) as bar:
         tasks: dict[str, Any] = {}
@@ -210,7 +235,8 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path) 
                 raise SimulatorError(f"model {model!r}: the factory returned no data; return "
                                      f"(module, simulator.frontend.training.TaskData)")
             result = run_compress(net, rec, data, name=name, progress=progress, seed=seed)
-    print_frame(console, result.table(), f"{name}: {rec.name} (before -> after)")
+    note_hidden(console, print_frame(console, result.table(),
+                                     f"{name}: {rec.name} (before -> after)"))
     for note in result.notes:
         click.echo(f"note: {note}", err=True)
     acc = result.trace.accuracy

@@ -42,3 +42,8 @@ class MappingError(SimulatorError):
 
 class EnergyError(SimulatorError):
     """An energy table cannot price the counts (missing entries) or cannot be built."""
+
+
+class OutputError(SimulatorError):
+    """Results cannot be written where the user asked (not a directory, not writable, taken
+    by something that is not a result set of the same inputs)."""

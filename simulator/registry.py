@@ -10,16 +10,45 @@ names the implementation is ``impl`` by default (``method`` for recipe steps).
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 T = TypeVar("T")
 #: pydantic's location tags for members of a union type (not keys the user wrote).
 _UNION_MEMBER = re.compile(r"^(?:[a-z]+(?:-[a-z]+)+|[a-z]+\[.*\]|int|str|float|bool|none)$")
+
+
+class ParamsModel(BaseModel):
+    """Base of every component's ``Params``: frozen, strict (``"32"`` is not a number),
+    unknown keys rejected. ``implausible`` lists values that are legal but unlikely
+    (``(field, message)`` pairs): the loader reports them as warnings, never silently."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    def implausible(self) -> list[tuple[str, str]]:
+        return []
+
+
+def finite_at_most(limit: float) -> AfterValidator:
+    """A validator: the value is ``inf`` (unlimited) or at most ``limit``."""
+
+    def check(v: float) -> float:
+        if math.isfinite(v) and v > limit:
+            raise ValueError(f"must be at most {limit:g} (or .inf for unlimited)")
+        return v
+
+    return AfterValidator(check)
+
+
+def short_repr(value: Any, limit: int = 80) -> str:
+    """``repr(value)`` cut to ``limit`` characters (a hostile input can be enormous)."""
+    text = repr(value)
+    return text if len(text) <= limit else f"{text[:limit - 5]}...{text[-2:]}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,12 +72,14 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, s
             # else: the name of a union member (``constrained-int``, ``tuple[...]``): the
             # user wrote the field, not the member, so the path stops at the field
         msg = err["msg"]
+        if err["type"] == "value_error":  # our own validators' messages, without the prefix
+            msg = msg.removeprefix("Value error, ")
         if err["type"] == "extra_forbidden":
             msg = "unknown key"
         elif err["type"] == "missing":
             msg = "required key is missing"
         elif "input" in err and err["type"] not in ("missing",):
-            msg = f"{msg} (got {err['input']!r})"
+            msg = f"{msg} (got {short_repr(err['input'])})"
         path = ".".join(parts)
         same = [i for i, (p, _) in enumerate(out) if p == path]
         if same:  # one mistake in a union field: one error, every alternative's reason
@@ -95,13 +126,13 @@ class Registry(Generic[T]):
         """Validate a raw ``{impl: ..., **params}`` mapping; return the spec or the errors."""
         key = self.key
         if not isinstance(raw, Mapping):
-            return None, [(path, f"must be a mapping with an `{key}` key (got {raw!r})")]
+            return None, [(path, f"must be a mapping with an `{key}` key (got {short_repr(raw)})")]
         impl = raw.get(key)
         if impl is None:
             return None, [(f"{path}.{key}", f"required; one of {self.names}")]
         if not isinstance(impl, str) or impl not in self._impls:
             what = f"{self.kind} impl" if key == "impl" else self.kind
-            return None, [(f"{path}.{key}", f"unknown {what} {impl!r}; "
+            return None, [(f"{path}.{key}", f"unknown {what} {short_repr(impl)}; "
                                             f"known: {', '.join(self.names)}")]
         params_cls: type[BaseModel] = self._impls[impl].Params  # type: ignore[attr-defined]
         try:

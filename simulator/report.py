@@ -18,7 +18,8 @@ import pandas as pd
 
 from simulator.cost.metrics import energy_totals
 from simulator.cost.table import EnergyTable, layer_energy_pj, price
-from simulator.files import write_atomic
+from simulator.errors import OutputError
+from simulator.files import check_output_dir, replace_dir_atomic, safe_name, write_atomic
 
 LAYER_COLUMNS = [
     "layer", "op", "unit", "M", "K", "N", "groups", "macs", "effectual_macs", "skipped_macs",
@@ -33,6 +34,22 @@ LAYER_COLUMNS = [
 _NOT_SUMMED = ("pe_utilisation", "compute_utilisation", "mapping_efficiency", "weight_density",
                "act_density", "load_imbalance", "energy_pj", "pe_kind", "weight_bits",
                "act_bits", "macs_per_pe_per_cycle")
+
+
+#: The files of a result set per format, its manifest, and the manifest's format tag.
+RESULT_FILES = {"csv": ("layers.csv", "totals.csv", "actions.csv", "energy.csv"),
+                "json": ("report.json",)}
+MANIFEST = "manifest.json"
+RESULT_FORMAT = "approxsim-result/1"
+
+
+def _manifest(directory: Path) -> dict[str, Any] | None:
+    """The manifest of a result set directory, or None if it is not one."""
+    try:
+        data = json.loads((directory / MANIFEST).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) and data.get("format") == RESULT_FORMAT else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,25 +149,51 @@ class Report:
                             self.energy_table.area_mm2 if self.energy_table else {}),
         }
 
-    def write(self, directory: str | Path, fmt: str = "csv") -> list[Path]:
-        """Write ``layers`` and ``totals`` (``csv`` or ``json``) into ``directory`` atomically."""
-        out = Path(directory)
-        out.mkdir(parents=True, exist_ok=True)
-        stem = f"{self.arch}__{self.workload}"
-        if fmt == "csv":
-            paths = [out / f"{stem}__layers.csv", out / f"{stem}__totals.csv",
-                     out / f"{stem}__actions.csv", out / f"{stem}__energy.csv"]
-            texts = [self.layers.to_csv(index=False),
-                     pd.DataFrame([self.totals]).to_csv(index=False),
-                     self.actions.to_csv(index=False), self.energy.to_csv(index=False)]
-        elif fmt == "json":
-            paths = [out / f"{stem}.json"]
-            texts = [self.to_json()]
-        else:
+    def write(self, directory: str | Path, fmt: str = "csv", *, name: str | None = None,
+              inputs: Mapping[str, str] | None = None) -> list[Path]:
+        """Write the result set into ``directory/<name>/``, atomically as a whole.
+
+        ``csv``: ``layers.csv``, ``totals.csv``, ``actions.csv``, ``energy.csv``; ``json``:
+        ``report.json``; both with ``manifest.json`` (format, arch, workload, ``inputs``, the
+        files). ``name`` (default ``<arch>__<workload>``) is made a safe file name
+        (:func:`~simulator.files.safe_name`): file contents never choose a path. The set is
+        built beside the target and swapped in (:func:`~simulator.files.replace_dir_atomic`):
+        an interrupted write leaves the old set or the new one. An existing directory is
+        replaced only if it is a result set and, when ``inputs`` are given (e.g. the input
+        files' paths), of the same inputs; otherwise :class:`~simulator.errors.OutputError`.
+        Returns the files written.
+        """
+        if fmt not in RESULT_FILES:
             raise ValueError(f"format must be 'csv' or 'json' (got {fmt!r})")
-        for path, text in zip(paths, texts, strict=True):
-            write_atomic(path, text)
-        return paths
+        out = check_output_dir(directory)
+        target = out / safe_name(name if name is not None else f"{self.arch}__{self.workload}")
+        given = dict(inputs or {})
+        texts = self._texts(fmt)
+        manifest = {"format": RESULT_FORMAT, "arch": self.arch, "workload": self.workload,
+                    "inputs": given, "files": list(texts)}
+        old = _manifest(target)
+        if target.exists() and old is None:
+            raise OutputError(f"{target}: exists and is not an approxsim result set "
+                              f"(no readable {MANIFEST}); not replaced")
+        if old is not None and given and old.get("inputs") and old["inputs"] != given:
+            raise OutputError(f"{target}: holds results of other inputs ({old['inputs']}); "
+                              f"choose another name (--name) or directory")
+
+        def fill(tmp: Path) -> None:
+            for file, text in texts.items():
+                write_atomic(tmp / file, text)
+            write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2))
+
+        replace_dir_atomic(target, fill, lambda p: _manifest(p) is not None)
+        return [target / file for file in texts]
+
+    def _texts(self, fmt: str) -> dict[str, str]:
+        if fmt == "json":
+            return {"report.json": self.to_json()}
+        return {"layers.csv": self.layers.to_csv(index=False),
+                "totals.csv": pd.DataFrame([self.totals]).to_csv(index=False),
+                "actions.csv": self.actions.to_csv(index=False),
+                "energy.csv": self.energy.to_csv(index=False)}
 
     def to_json(self) -> str:
         return json.dumps({"totals": self.totals,

@@ -21,7 +21,8 @@ PKG = Path(__file__).resolve().parent.parent / "simulator"
 #: traces, so it stands after workload; validation and the CLI use everything).
 STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "report",
           "simulation", "frontend", "validation", "cli"]
-_STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "__init__": "cli",
+_STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
+             "__init__": "cli",
              "__main__": "cli"}
 
 

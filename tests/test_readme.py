@@ -42,7 +42,7 @@ def test_cli_example_runs(line: str, tmp_path: Path) -> None:
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     if "-o" in args:
-        assert list((tmp_path / "out").glob("*__layers.csv"))
+        assert list((tmp_path / "out").glob("*/layers.csv"))
 
 
 YAML_BLOCKS = re.findall(r"```yaml\n(.*?)```", README, flags=re.S)

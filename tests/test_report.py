@@ -51,26 +51,31 @@ def test_totals_are_column_sums(report):
 
 
 def _no_leftovers(directory: Path, written: list[Path]) -> None:
-    assert sorted(directory.iterdir()) == sorted(written)
-    assert not [p for p in directory.iterdir() if p.name.startswith(".") or p.suffix == ".tmp"]
+    """``directory`` holds exactly the result set (its files and manifest), nothing hidden."""
+    sets = {p.parent for p in written}
+    assert sorted(directory.iterdir()) == sorted(sets)
+    for d in sets:
+        assert sorted(d.iterdir()) == sorted([p for p in written if p.parent == d]
+                                             + [d / "manifest.json"])
+    assert not [p for p in directory.rglob("*") if p.name.startswith(".") or p.suffix == ".tmp"]
 
 
 def test_write_csv(report, tmp_path):
     out = tmp_path / "results"  # created on demand
     paths = report.write(out, "csv")
-    assert len(paths) == 4 and all(p.parent == out for p in paths)  # + __energy.csv
+    assert len(paths) == 4 and all(p.parent.parent == out for p in paths)  # + energy.csv
     _no_leftovers(out, paths)
-    layers_path = next(p for p in paths if p.name.endswith("__layers.csv"))
+    layers_path = next(p for p in paths if p.name == "layers.csv")
     layers = pd.read_csv(layers_path)
     assert set(REQUIRED) <= set(layers.columns)
     assert list(layers["layer"]) == list(report.layers["layer"])
     for col in SUMMED:
         assert list(layers[col]) == list(report.layers[col]), col
-    totals = pd.read_csv(next(p for p in paths if p.name.endswith("__totals.csv")))
+    totals = pd.read_csv(next(p for p in paths if p.name == "totals.csv"))
     assert len(totals) == 1
     for col in SUMMED:
         assert totals.loc[0, col] == layers[col].sum(), col
-    actions = pd.read_csv(next(p for p in paths if p.name.endswith("__actions.csv")))
+    actions = pd.read_csv(next(p for p in paths if p.name == "actions.csv"))
     assert {"layer", "component", "action", "count"} <= set(actions.columns)
 
 
@@ -93,14 +98,14 @@ def test_write_json(report, tmp_path):
 
 
 def test_write_overwrites_atomically(report, tmp_path):
-    (tmp_path / "old.txt").write_text("keep", encoding="utf-8")
-    first = report.write(tmp_path, "json")
+    out = tmp_path / "out"
+    first = report.write(out, "json")
     stale = first[0]
     stale.write_text("stale", encoding="utf-8")
-    again = report.write(tmp_path, "json")
+    again = report.write(out, "json")
     assert again == first
     assert json.loads(stale.read_text(encoding="utf-8"))["totals"]["layers"] == 6
-    _no_leftovers(tmp_path, [*again, tmp_path / "old.txt"])
+    _no_leftovers(out, again)
 
 
 def test_write_rejects_unknown_format(report, tmp_path):

@@ -18,18 +18,21 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import ConfigError
 from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
-from simulator.registry import ComponentSpec, pydantic_errors
+from simulator.registry import ComponentSpec, ParamsModel, pydantic_errors, short_repr
 
 BUFFER_NAMES = ("ifmap", "filter", "ofmap")
 
 
 class _ArchFile(BaseModel):
-    """Top-level shape of an architecture file; components are validated by their registry."""
+    """Top-level shape of an architecture file; components are validated by their registry.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1)
-    clock_mhz: float = Field(gt=0, allow_inf_nan=False)
-    technology_nm: int = Field(default=45, gt=0)
+    ``clock_mhz`` up to 100 GHz (a warning outside 1 MHz - 10 GHz); ``technology_nm`` within
+    the Stillmaker-Baas scaling table the energy model uses (7-130 nm)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    name: str = Field(min_length=1, max_length=200)
+    clock_mhz: float = Field(gt=0, le=1e5, allow_inf_nan=False)
+    technology_nm: int = Field(default=45, ge=7, le=130)
     pe_array: Any
     buffers: dict[str, Any]
     dram: Any
@@ -56,12 +59,23 @@ class ArchConfig:
     energy_table: str | None = None
     source: str = "<dict>"
     extra: Mapping[str, Any] = field(default_factory=dict)
+    #: ``(path, message)`` of legal but implausible values (the CLI prints them)
+    warnings: tuple[tuple[str, str], ...] = ()
+
+
+#: Keys of a network spec: an architecture file holding them is likely the WORKLOAD argument.
+_NETWORK_KEYS = {"layers", "batch_size"}
 
 
 def parse_arch(data: Any, source: str = "<dict>") -> ArchConfig:
     """Validate a raw mapping (parsed YAML) into an :class:`ArchConfig`; all errors at once."""
     if not isinstance(data, Mapping):
-        raise ConfigError(source, [("", f"must be a mapping of architecture keys (got {data!r})")])
+        raise ConfigError(source, [("", f"must be a mapping of architecture keys "
+                                        f"(got {short_repr(data)})")])
+    if _NETWORK_KEYS & set(data) and "pe_array" not in data:
+        raise ConfigError(source, [("", "this looks like a network spec (it has `layers`), not "
+                                        "an architecture: the order is `approxsim run ARCH "
+                                        "WORKLOAD` (arguments swapped?)")])
     errors: list[tuple[str, str]] = []
     try:
         top = _ArchFile.model_validate(data)
@@ -93,9 +107,16 @@ def parse_arch(data: Any, source: str = "<dict>") -> ArchConfig:
         errors += errs
     if errors or top is None or pe is None or dram is None:
         raise ConfigError(source, _dedupe(errors))
+    warnings = [("clock_mhz", f"{top.clock_mhz:g} MHz is outside 1-10,000 MHz; intended?")
+                ] if not 1 <= top.clock_mhz <= 1e4 else []
+    parts = [("pe_array", pe), ("dram", dram), ("vector_unit", vec),
+             *((f"buffers.{n}", b) for n, b in buffers.items())]
+    for path, spec in parts:
+        if spec is not None and isinstance(spec.params, ParamsModel):
+            warnings += [(f"{path}.{key}", msg) for key, msg in spec.params.implausible()]
     return ArchConfig(name=top.name, clock_mhz=top.clock_mhz, pe_array=pe, buffers=buffers,
                       dram=dram, vector_unit=vec, technology_nm=top.technology_nm,
-                      energy_table=top.energy_table, source=source)
+                      energy_table=top.energy_table, source=source, warnings=tuple(warnings))
 
 
 def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -13,8 +13,11 @@ from simulator.files import read_yaml
 def load_arch(path: str | Path) -> ArchConfig:
     """Load an architecture from a YAML file, or import a SCALE-Sim ``.cfg`` file."""
     p = Path(path)
-    if p.suffix == ".cfg":
+    suffix = p.suffix.lower()
+    if suffix == ".cfg":
         return load_scalesim_cfg(p)
-    if p.suffix not in (".yaml", ".yml"):
-        raise ConfigError(str(p), [("", "expected an architecture .yaml/.yml or a SCALE-Sim .cfg")])
+    if suffix not in (".yaml", ".yml"):
+        what = "a directory" if p.is_dir() else f"a {suffix or 'suffix-less'} file"
+        raise ConfigError(str(p), [("", f"is {what}; expected an architecture .yaml/.yml or a "
+                                        f"SCALE-Sim .cfg")])
     return parse_arch(read_yaml(p), source=str(p))

@@ -29,6 +29,7 @@ from typing import Any
 
 from simulator.arch.config import ArchConfig, parse_arch
 from simulator.errors import ConfigError
+from simulator.files import check_file
 
 _KNOWN: dict[str, set[str]] = {
     "general": {"run_name"},
@@ -45,6 +46,23 @@ _KNOWN: dict[str, set[str]] = {
 }
 
 
+#: approxsim fields set from SCALE-Sim keys (for error messages in the user's terms).
+_CFG_KEYS = {
+    "pe_array.rows": "architecture_presets.ArrayHeight",
+    "pe_array.cols": "architecture_presets.ArrayWidth",
+    "pe_array.dataflow": "architecture_presets.Dataflow",
+    "pe_array.weight_bits": "architecture_presets.WordSize",
+    "pe_array.act_bits": "architecture_presets.WordSize",
+    "buffers.ifmap.size_kb": "architecture_presets.IfmapSramSzkB",
+    "buffers.filter.size_kb": "architecture_presets.FilterSramSzkB",
+    "buffers.ofmap.size_kb": "architecture_presets.OfmapSramSzkB",
+    "buffers.ifmap.word_bits": "architecture_presets.WordSize",
+    "buffers.filter.word_bits": "architecture_presets.WordSize",
+    "buffers.ofmap.word_bits": "architecture_presets.WordSize",
+    "dram.bandwidth_gb_per_s": "architecture_presets.Bandwidth (words per cycle x WordSize)",
+    "name": "general.run_name",
+}
+
 #: DRAM energy given to imported SCALE-Sim configs (module docstring): LPDDR4, 8 pJ/bit.
 SCALESIM_DRAM_PJ_PER_BIT = 8.0
 
@@ -53,11 +71,10 @@ def load_scalesim_cfg(path: str | Path, *,
                       dram_pj_per_bit: float = SCALESIM_DRAM_PJ_PER_BIT) -> ArchConfig:
     """Read a SCALE-Sim ``.cfg`` file as an approxsim architecture (see module docstring)."""
     p = Path(path)
-    if not p.is_file():
-        raise ConfigError(str(p), [("", "file not found")])
+    check_file(p, ConfigError, "a SCALE-Sim .cfg file")
     cp = configparser.ConfigParser(strict=True)
     try:
-        cp.read_string(p.read_text(encoding="utf-8"), source=str(p))
+        cp.read_string(p.read_text(encoding="utf-8-sig"), source=str(p))
     except (configparser.Error, UnicodeDecodeError) as exc:
         raise ConfigError(str(p), [("", f"not a valid SCALE-Sim config: {exc}")]) from None
     errors: list[tuple[str, str]] = []
@@ -112,4 +129,8 @@ def load_scalesim_cfg(path: str | Path, *,
         "dram": {"impl": "dram", "bandwidth_gb_per_s": bandwidth * word, "latency_ns": 0.0,
                  "channels": 1, "energy_pj_per_bit": dram_pj_per_bit},
     }
-    return parse_arch(data, source=str(p))
+    try:
+        return parse_arch(data, source=str(p))
+    except ConfigError as exc:  # name the .cfg keys the user wrote, not our fields
+        raise ConfigError(str(p), [(_CFG_KEYS.get(path, path), msg)
+                                   for path, msg in exc.errors]) from None

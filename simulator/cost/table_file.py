@@ -127,4 +127,8 @@ def _fixed_entries(spec: _TableFile, acc: Accelerator) -> dict[tuple[str, str], 
 
 def table_for(arch: ArchConfig, acc: Accelerator | None = None) -> EnergyTable:
     """The table ``simulate`` uses: ``arch.energy_table``, else :data:`DEFAULT_TABLE`."""
+    if arch.energy_table is not None and not resolve_path(arch.energy_table).is_file():
+        raise ConfigError(arch.source, [("energy_table", f"{arch.energy_table!r} not found: "
+                                                         f"give a path relative to the working "
+                                                         f"directory or to {ARCH_CONFIGS}")])
     return load_energy_table(arch.energy_table or DEFAULT_TABLE, arch, acc)

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.registry import Registry
 
@@ -120,6 +120,12 @@ class NMParams(Params):
     n: Annotated[int, Field(ge=1, strict=True)] = 2
     m: Annotated[int, Field(ge=2, strict=True)] = 4
 
+    @model_validator(mode="after")
+    def _n_below_m(self) -> NMParams:
+        if self.n >= self.m:
+            raise ValueError(f"n ({self.n}) must be smaller than m ({self.m})")
+        return self
+
 
 @method("n_m", "prune", "Mishra et al., 'Accelerating sparse deep neural networks' "
         "(NVIDIA 2:4), arXiv:2104.08378, 2021", NMParams)
@@ -187,7 +193,8 @@ def kmeans_share(w: np.ndarray, p: KMeansParams) -> Compressed:
 
 
 class FixedParams(Params):
-    bits: Bits
+    bits: Annotated[int, Field(ge=2, le=32, strict=True,
+                               description="at least 2 (1 bit: use the `binary` method)")]
     per_channel: bool = True
 
 
@@ -292,7 +299,7 @@ def ternary(w: np.ndarray, p: TernaryParams) -> Compressed:
 
 
 class BfpParams(Params):
-    bits: Bits
+    bits: Annotated[int, Field(ge=2, le=32, strict=True)]
     block: Annotated[int, Field(ge=1, strict=True)] = 16
 
 

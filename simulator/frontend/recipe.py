@@ -148,11 +148,21 @@ def parse_recipe(data: Any, source: str = "<dict>") -> Recipe:
     return Recipe(top.name, top.description, top.finetune, tuple(steps), dict(data), source)
 
 
+BUNDLED_RECIPES = Path(__file__).resolve().parents[2] / "workloads" / "recipes"
+
+
+def bundled_recipes() -> list[str]:
+    """Names of the recipes bundled in ``workloads/recipes/``."""
+    return sorted(p.stem for p in BUNDLED_RECIPES.glob("*.yaml"))
+
+
 def load_recipe(path: str | Path) -> Recipe:
     """Load a recipe YAML file (a bare name looks in the bundled ``workloads/recipes/``)."""
     p = Path(path)
     if not p.exists() and p.suffix == "" and len(p.parts) == 1:
-        bundled = Path(__file__).resolve().parents[2] / "workloads" / "recipes" / f"{p}.yaml"
-        if bundled.is_file():
-            p = bundled
+        bundled = BUNDLED_RECIPES / f"{p}.yaml"
+        if not bundled.is_file():
+            raise RecipeError(str(p), [("", f"file not found, and no bundled recipe has that "
+                                            f"name; bundled: {', '.join(bundled_recipes())}")])
+        p = bundled
     return parse_recipe(read_yaml(p, RecipeError), source=str(p))

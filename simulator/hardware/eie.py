@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from simulator.hardware.pe import PEKind
 from simulator.hardware.pe_kinds import pe_kind
@@ -19,6 +19,7 @@ from simulator.hardware.unit import ParamWidths
 from simulator.mapping.formats import line_entries
 from simulator.mapping.masks import act_mask, weight_mask
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
+from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
 
@@ -37,9 +38,8 @@ class EieArray(ParamWidths):
     their im2col GEMM, one output pixel (row of M) after another.
     """
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        n_pes: int = Field(default=64, gt=0, strict=True)
+    class Params(ParamsModel):
+        n_pes: int = Field(default=64, gt=0, le=1 << 20)
         weight_bits: int = Field(default=4, gt=0, le=32, strict=True)
         act_bits: int = Field(default=16, gt=0, le=32, strict=True)
         acc_bits: int = Field(default=32, gt=0, le=64, strict=True)

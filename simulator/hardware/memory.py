@@ -6,10 +6,12 @@ Timing of transfers is simulated by :mod:`simulator.engine` (SimPy) from these f
 from __future__ import annotations
 
 import math
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from simulator.hardware.registries import BUFFERS, DRAMS
+from simulator.registry import ParamsModel, finite_at_most
 
 
 @BUFFERS.register("sram")
@@ -23,12 +25,17 @@ class Sram:
     separate and limited by DRAM).
     """
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        size_kb: float = Field(gt=0, allow_inf_nan=True)
-        word_bits: int = Field(default=8, gt=0, strict=True)
-        bandwidth_words: float = Field(gt=0, allow_inf_nan=True)
+    class Params(ParamsModel):
+        size_kb: Annotated[float, Field(gt=0, allow_inf_nan=True),
+                           finite_at_most(1 << 30)]  # inf: unbounded
+        word_bits: int = Field(default=8, gt=0, le=4096)
+        bandwidth_words: Annotated[float, Field(gt=0, allow_inf_nan=True), finite_at_most(1e9)]
         double_buffered: bool = True
+
+        def implausible(self) -> list[tuple[str, str]]:
+            if math.isfinite(self.size_kb) and self.size_kb > 256 * 1024:
+                return [("size_kb", f"{self.size_kb:g} KiB (over 256 MiB) of SRAM; intended?")]
+            return []
 
     def __init__(self, name: str, params: Params, **_: object) -> None:
         self.name = name
@@ -63,14 +70,29 @@ class Dram:
     only (posted writes).
     """
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        bandwidth_gb_per_s: float = Field(gt=0, allow_inf_nan=True)
-        latency_ns: float = Field(default=0.0, ge=0, allow_inf_nan=False)
-        channels: int = Field(default=1, gt=0, strict=True)
+    class Params(ParamsModel):
+        #: at least 1 MB/s (below, cycle counts of real layers overflow 64 bits); inf: unlimited
+        bandwidth_gb_per_s: Annotated[float, Field(ge=1e-3, allow_inf_nan=True),
+                                      finite_at_most(1e6)]
+        latency_ns: float = Field(default=0.0, ge=0, le=1e6, allow_inf_nan=False)
+        channels: int = Field(default=1, gt=0, le=1024)
         #: Required: published DRAM energies differ by 5x (8-40 pJ/bit, reference/energy.md),
         #: so each architecture states its own, with its source; no default hides in code.
-        energy_pj_per_bit: float = Field(gt=0, allow_inf_nan=False)
+        energy_pj_per_bit: float = Field(gt=0, le=1e4, allow_inf_nan=False)
+
+        def implausible(self) -> list[tuple[str, str]]:
+            out = []
+            bw = self.bandwidth_gb_per_s
+            if math.isfinite(bw) and not 0.1 <= bw <= 1e4:
+                out.append(("bandwidth_gb_per_s", f"{bw:g} GB/s is outside 0.1-10,000 GB/s "
+                                                  f"(LPDDR to HBM3); intended?"))
+            if self.latency_ns > 1e4:
+                out.append(("latency_ns", f"{self.latency_ns:g} ns is over 10 us; intended?"))
+            if not 1 <= self.energy_pj_per_bit <= 100:
+                out.append(("energy_pj_per_bit", f"{self.energy_pj_per_bit:g} pJ/bit is outside "
+                                                 f"1-100 pJ/bit (published DRAMs: 8-40, "
+                                                 f"reference/energy.md); intended?"))
+            return out
 
     def __init__(self, name: str, params: Params, *, clock_mhz: float, **_: object) -> None:
         self.name = name

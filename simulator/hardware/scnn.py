@@ -11,7 +11,7 @@ import math
 from collections.abc import Mapping
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from simulator.hardware.pe import PEKind
 from simulator.hardware.pe_kinds import pe_kind
@@ -19,6 +19,7 @@ from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ParamWidths
 from simulator.mapping.masks import act_mask, act_tensor_mask, weight_mask
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
+from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
 
@@ -36,9 +37,8 @@ class ScnnArray(ParamWidths):
     the spatial positions.
     """
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        n_pes: int = Field(default=64, gt=0, strict=True)
+    class Params(ParamsModel):
+        n_pes: int = Field(default=64, gt=0, le=1 << 20)
         multipliers_f: int = Field(default=4, gt=0, strict=True)
         multipliers_i: int = Field(default=4, gt=0, strict=True)
         output_channel_group: int = Field(default=8, gt=0, strict=True)

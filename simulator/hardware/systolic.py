@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from simulator.errors import ConfigError
 from simulator.hardware.pe import PEKind
@@ -21,7 +21,14 @@ from simulator.mapping.dataflows import DATAFLOWS, Dataflow
 from simulator.mapping.schedule import Buffer, LayerMapping
 from simulator.mapping.sparsity import SparsityParams
 from simulator.mapping.systolic import map_gemm
+from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
+
+#: Hard limits (a larger array is a typo, and its area and cycle counts overflow) and the
+#: warning band: TPU v1's matrix unit has 65,536 MACs (Jouppi et al., ISCA 2017).
+MAX_SIDE = 1 << 16
+MAX_PES = 1 << 24
+PLAUSIBLE_PES = 4 * 65_536
 
 
 @PE_ARRAYS.register("systolic")
@@ -38,16 +45,27 @@ class SystolicArray(ParamWidths):
     (:mod:`simulator.mapping.sparsity`).
     """
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        rows: int = Field(gt=0, strict=True)
-        cols: int = Field(gt=0, strict=True)
+    class Params(ParamsModel):
+        rows: int = Field(gt=0, le=MAX_SIDE)
+        cols: int = Field(gt=0, le=MAX_SIDE)
         dataflow: Literal["os", "ws", "is"]
         pe: str | dict[str, Any] = "mac"
         weight_bits: int = Field(default=8, gt=0, le=64, strict=True)
         act_bits: int = Field(default=8, gt=0, le=64, strict=True)
         acc_bits: int = Field(default=32, gt=0, le=128, strict=True)
         sparsity: SparsityParams = SparsityParams()
+
+        @model_validator(mode="after")
+        def _size(self) -> SystolicArray.Params:
+            if self.rows * self.cols > MAX_PES:
+                raise ValueError(f"rows x cols = {self.rows * self.cols:,} PEs; at most "
+                                 f"{MAX_PES:,} are modelled")
+            return self
+
+        def implausible(self) -> list[tuple[str, str]]:
+            n = self.rows * self.cols
+            return [("rows", f"{self.rows} x {self.cols} = {n:,} PEs is more than 4x a TPU v1 "
+                             f"MXU ({PLAUSIBLE_PES:,}); intended?")] if n > PLAUSIBLE_PES else []
 
         @field_validator("pe")
         @classmethod

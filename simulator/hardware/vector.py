@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from simulator.hardware.registries import VECTOR_UNITS
 from simulator.mapping.schedule import Buffer, LayerMapping
 from simulator.mapping.vector import map_vector
+from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
 
@@ -19,9 +20,8 @@ class Simd:
     it is negligible next to the element counts of real layers). Tensors without their own
     bit width move at ``act_bits``, the PE array's (given when the accelerator is built)."""
 
-    class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
-        lanes: int = Field(gt=0, strict=True)
+    class Params(ParamsModel):
+        lanes: int = Field(gt=0, le=1 << 20)
 
     def __init__(self, name: str, params: Params, *, act_bits: int = 8, **_: object) -> None:
         self.name = name

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -41,12 +41,13 @@ from simulator.errors import MappingError
 from simulator.mapping.formats import Format, storage
 from simulator.mapping.masks import act_mask, weight_mask
 from simulator.workload.layer import Layer
+from simulator.workload.structure import nm_pattern, unquoted_nm
 
 
 class SparsityParams(BaseModel):
     """``pe_array.sparsity``: modes per operand and compressed storage formats."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
     weights: str = "none"
     activations: Literal["none", "gate", "skip"] = "none"
     weight_format: Format = "dense"
@@ -54,21 +55,14 @@ class SparsityParams(BaseModel):
     index_bits: int = Field(default=4, gt=0, le=32, strict=True)
     pointer_bits: int = Field(default=16, gt=0, le=64, strict=True)
 
-    @field_validator("weights")
+    @field_validator("weights", mode="before")
     @classmethod
-    def _mode(cls, v: str) -> str:
-        if v in ("none", "gate", "skip") or nm_pattern(v) is not None:
+    def _mode(cls, v: Any) -> Any:
+        if (hint := unquoted_nm(v)) is not None:
+            raise ValueError(hint)
+        if isinstance(v, str) and (v in ("none", "gate", "skip") or nm_pattern(v) is not None):
             return v
         raise ValueError(f"must be none, gate, skip or 'N:M' like '2:4' (got {v!r})")
-
-
-def nm_pattern(text: str) -> tuple[int, int] | None:
-    """Parse ``"N:M"`` (0 < N < M) or return None."""
-    parts = text.split(":")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        return None
-    n, m = int(parts[0]), int(parts[1])
-    return (n, m) if 0 < n < m else None
 
 
 @dataclass(frozen=True, slots=True)

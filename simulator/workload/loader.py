@@ -21,12 +21,19 @@ def load_workload(path: str | Path, *, ofmap_rounding: str = "scalesim") -> Work
     ``floor((H - F) / S) + 1`` (they differ when ``(H - F)`` is not a multiple of the stride).
     """
     p = Path(path)
-    if p.suffix == ".csv":
-        return load_topology(p, ofmap_rounding=ofmap_rounding)
-    if p.suffix in (".yaml", ".yml"):
-        return parse_network(read_yaml(p, WorkloadError), source=str(p))
-    if p.is_dir() or p.suffix == ".zip":
+    suffix = p.suffix.lower()
+    if p.is_dir() or suffix == ".zip":
         return read_trace(p).workload
+    if suffix == ".csv":
+        return load_topology(p, ofmap_rounding=ofmap_rounding)
+    if suffix in (".yaml", ".yml"):
+        data = read_yaml(p, WorkloadError)
+        if isinstance(data, dict) and "pe_array" in data and "layers" not in data:
+            raise WorkloadError(str(p), [("", "this looks like an architecture (it has "
+                                              "`pe_array`), not a workload: the order is "
+                                              "`approxsim run ARCH WORKLOAD` (arguments "
+                                              "swapped?)")])
+        return parse_network(data, source=str(p))
     if not p.exists():
         raise WorkloadError(str(p), [("", "file not found")])
     raise WorkloadError(str(p), [("", "unsupported workload: expected a network spec .yaml, "

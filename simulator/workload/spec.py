@@ -26,6 +26,7 @@ from simulator.errors import WorkloadError
 from simulator.registry import pydantic_errors
 from simulator.workload.geometry import conv_out, pair, touched
 from simulator.workload.layer import Layer, Operand, Workload
+from simulator.workload.structure import nm_pattern, unquoted_nm
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
@@ -68,13 +69,13 @@ class _GemmSpec(_Spec):
     weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"] = "int"
     codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
 
-    @field_validator("weight_structure")
+    @field_validator("weight_structure", mode="before")
     @classmethod
-    def _structure(cls, v: str) -> str:
-        parts = v.split(":")
-        if v in ("unstructured", "filter", "channel") or (
-                len(parts) == 2 and all(x.isdigit() for x in parts)
-                and 0 < int(parts[0]) < int(parts[1])):
+    def _structure(cls, v: Any) -> Any:
+        if (hint := unquoted_nm(v)) is not None:
+            raise ValueError(hint)
+        if isinstance(v, str) and (v in ("unstructured", "filter", "channel")
+                                   or nm_pattern(v) is not None):
             return v
         raise ValueError(f"must be unstructured, filter, channel or 'N:M' (got {v!r})")
 

@@ -10,6 +10,7 @@ import csv
 from pathlib import Path
 
 from simulator.errors import WorkloadError
+from simulator.files import check_file
 from simulator.workload.geometry import touched
 from simulator.workload.layer import Layer, Workload
 
@@ -30,10 +31,9 @@ def load_topology(path: str | Path, *, ofmap_rounding: str = "scalesim") -> Work
     p = Path(path)
     if ofmap_rounding not in ("scalesim", "floor"):
         raise ValueError(f"ofmap_rounding must be 'scalesim' or 'floor' (got {ofmap_rounding!r})")
-    if not p.is_file():
-        raise WorkloadError(str(p), [("", "file not found")])
-    try:
-        rows = [r for r in csv.reader(p.read_text(encoding="utf-8").splitlines())
+    check_file(p, WorkloadError, "a SCALE-Sim topology .csv")
+    try:  # utf-8-sig: spreadsheet programs (Excel) start CSVs with a byte-order mark
+        rows = [r for r in csv.reader(p.read_text(encoding="utf-8-sig").splitlines())
                 if any(c.strip() for c in r)]
     except (UnicodeDecodeError, csv.Error) as exc:
         raise WorkloadError(str(p), [("", f"not a readable CSV: {exc}")]) from None
@@ -76,6 +76,10 @@ def load_topology(path: str | Path, *, ofmap_rounding: str = "scalesim") -> Work
             layers.append(_topology_layer(name, form, vals, ofmap_rounding))
         except ValueError as exc:
             errors.append((f"{where} ({name})", str(exc)))
+    names = [layer.name for layer in layers]
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        errors.append(("", f"duplicate layer names: {dupes} (every layer needs its own name)"))
     if errors:
         raise WorkloadError(str(p), errors)
     if not layers:

@@ -34,8 +34,8 @@ from typing import Any, Literal
 import numpy as np
 import yaml
 
-from simulator.errors import TraceError
-from simulator.files import replace_dir_atomic, write_atomic
+from simulator.errors import OutputError, TraceError
+from simulator.files import check_output_dir, replace_dir_atomic, write_atomic
 from simulator.workload.geometry import pair
 from simulator.workload.layer import Layer, Operand, Workload
 
@@ -157,27 +157,38 @@ def manifest_dict(trace: Trace) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     return manifest, tensors
 
 
+def check_trace_target(path: str | Path) -> Path:
+    """Raise :class:`~simulator.errors.OutputError` unless a trace can be written at ``path``
+    (a ``.zip`` file, or a directory that is absent or already a trace), checked before any
+    work so a long compression never ends in a refusal."""
+    target = Path(path)
+    if target.suffix.lower() == ".zip":
+        if target.is_dir():
+            raise OutputError(f"{target}: is a directory; a .zip trace must be a file path")
+    elif target.exists() and not (target / MANIFEST).is_file():
+        raise OutputError(f"{target}: exists and is not a trace directory (no {MANIFEST}); "
+                          f"not replaced")
+    check_output_dir(target.parent)
+    return target
+
+
 def write_trace(trace: Trace, path: str | Path) -> Path:
     """Write ``trace`` to the directory ``path`` (or a ``.zip``), atomically; return the path.
 
     An existing trace at ``path`` is replaced only once the new one is complete; on any
     error nothing is left behind.
     """
-    target = Path(path)
+    target = check_trace_target(path)
     manifest, tensors = manifest_dict(trace)
     text = yaml.safe_dump(manifest, sort_keys=False, default_flow_style=None, width=100)
     buf = io.BytesIO()
     np.savez_compressed(buf, **tensors)  # type: ignore[arg-type]
-    target.parent.mkdir(parents=True, exist_ok=True)
-    if target.suffix == ".zip":
+    if target.suffix.lower() == ".zip":
         archive = io.BytesIO()
         with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as zf:
             zf.writestr(MANIFEST, text)
             zf.writestr(TENSORS, buf.getvalue())
         return write_atomic(target, archive.getvalue())
-    if target.exists() and not (target / MANIFEST).is_file():
-        raise TraceError(f"{target}: exists and is not a trace directory; not replaced")
-
     def fill(tmp: Path) -> None:
         write_atomic(tmp / MANIFEST, text)
         write_atomic(tmp / TENSORS, buf.getvalue())

@@ -36,6 +36,33 @@ from simulator.workload.trace import (
 
 #: Density may differ from its mask's nonzero fraction by rounding only.
 _DENSITY_TOL = 1e-9
+#: Largest uncompressed member of a trace archive (and of its npz): a manifest of a
+#: 10,000-layer model is a few MB; packed masks of a 7B-parameter model are ~0.9 GB.
+MAX_MEMBER_BYTES = 4 << 30
+#: Largest expansion ratio of a compressed member (bit-packed masks compress ~10x at most;
+#: a zip bomb reaches 1000x and more).
+MAX_ZIP_RATIO = 200
+
+
+def _check_members(zf: zipfile.ZipFile, source: str) -> None:
+    """Reject archives with members that would escape a directory they were extracted to
+    (absolute paths, ``..``: "zip slip") or that expand beyond :data:`MAX_MEMBER_BYTES` or
+    :data:`MAX_ZIP_RATIO` (zip bombs), before anything is decompressed."""
+    problems = []
+    for info in zf.infolist():
+        name = info.filename
+        parts = Path(name).parts
+        if name.startswith(("/", "\\")) or ".." in parts or (parts and ":" in parts[0]):
+            problems.append((name, "member path escapes the trace directory (zip slip): "
+                                   "refused"))
+        elif info.file_size > MAX_MEMBER_BYTES:
+            problems.append((name, f"expands to {info.file_size:,} bytes, over the "
+                                   f"{MAX_MEMBER_BYTES:,}-byte limit: refused"))
+        elif info.compress_size and info.file_size / info.compress_size > MAX_ZIP_RATIO:
+            problems.append((name, f"compressed {info.file_size / info.compress_size:,.0f}:1, "
+                                   f"over {MAX_ZIP_RATIO}:1 (a zip bomb?): refused"))
+    if problems:
+        raise _fail(source, problems)
 
 
 class _Strict(BaseModel):
@@ -112,6 +139,7 @@ def _read_parts(p: Path) -> tuple[str, str, str, bytes | None]:
         raise _fail(str(p), [("", "file not found")])
     try:
         with zipfile.ZipFile(p) as zf:
+            _check_members(zf, str(p))
             names = set(zf.namelist())
             if MANIFEST not in names:
                 raise _fail(f"{p}!{MANIFEST}", [("", "missing from the archive")])
@@ -154,8 +182,12 @@ def _load_npz(data: bytes | None, source: str, manifest: _Manifest) -> dict[str,
     if data is None:
         raise _fail(source, [("", f"file not found, but the manifest names masks ({keys[0]!r})")])
     try:
+        with zipfile.ZipFile(io.BytesIO(data)) as zf:
+            _check_members(zf, source)
         with np.load(io.BytesIO(data), allow_pickle=False) as npz:
             return {k: npz[k] for k in npz.files}
+    except TraceError:
+        raise
     except Exception as exc:  # numpy raises many types (BadZipFile, ValueError, EOFError, ...)
         raise _fail(source, [("", f"corrupt or truncated npz: {type(exc).__name__}: {exc}")]
                     ) from None
