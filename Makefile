@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 SCALESIM_VENV := .venv-scalesim
 # SCALE-Sim 3.0.0 fails under numpy 2 and needs pandas 2.2: it gets an environment of its own
-# (../shared/reference/scalesim.md) and runs as a subprocess; the project itself is not pinned.
+# (reference/scalesim.md) and runs as a subprocess; the project itself is not pinned.
 SCALESIM_PKGS := scalesim==3.0.0 numpy==1.26.4 pandas==2.2.3
 
 .PHONY: demo test lint bench venv scalesim-env validate clean

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+from study_output import emit
 
 from simulator import parse_arch, parse_network, simulate
 from simulator.files import read_yaml
@@ -114,7 +115,7 @@ def main() -> None:
             "`analysis/pe_kinds_study.py`. Compute cycles are the array's; total cycles add "
             "memory stalls; arithmetic energy is the PE kind's operations only.\n\n"
             + df.to_markdown(index=False, floatfmt=".3g") + "\n" + reading(df))
-    out.write_text(text)
+    emit(out, text)
     print(df.to_string(index=False))
 
 

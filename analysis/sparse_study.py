@@ -13,6 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pandas as pd
+from study_output import emit
 
 from simulator import load_arch, load_workload, parse_arch, simulate
 from simulator.files import read_yaml
@@ -61,7 +62,7 @@ def main() -> None:
             "`analysis/sparse_study.py`. Cycles at each architecture's own clock; "
             "utilisation counts effectual MACs only.\n\n"
             + df.to_markdown(index=False, floatfmt=".3g") + "\n")
-    (ROOT / "analysis" / "sparse_study.md").write_text(text)
+    emit(ROOT / "analysis" / "sparse_study.md", text)
     print(df.to_string(index=False))
 
 

@@ -34,15 +34,15 @@ def fmt(value: Any) -> str:
 
 
 def fit_columns(df: pd.DataFrame, width: int) -> list[str]:
-    """The columns of ``df`` (in its order, which is their priority) that fit in ``width``
-    characters: the first always, then each next one while the table still fits."""
+    """The longest prefix of ``df``'s columns (in its order, which is their priority) that fits
+    in ``width`` characters; the first column always."""
     chosen: list[str] = []
     used = 1  # the table's left border
     for col in df.columns:
         cells = [fmt(v) for v in df[col]]
         need = max(len(str(col)), *(len(c) for c in cells)) + _COLUMN_OVERHEAD
         if chosen and used + need > width:
-            continue
+            break
         chosen.append(col)
         used += need
     return chosen

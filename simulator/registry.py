@@ -45,6 +45,17 @@ def finite_at_most(limit: float) -> AfterValidator:
     return AfterValidator(check)
 
 
+def _numeric_text(value: Any) -> bool:
+    """True for a string that Python would read as a number (``"32"``, ``"1e9"``)."""
+    if not isinstance(value, str):
+        return False
+    try:
+        float(value)
+    except ValueError:
+        return False
+    return True
+
+
 def short_repr(value: Any, limit: int = 80) -> str:
     """``repr(value)`` cut to ``limit`` characters (a hostile input can be enormous)."""
     text = repr(value)
@@ -80,6 +91,9 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, s
             msg = "required key is missing"
         elif "input" in err and err["type"] not in ("missing",):
             msg = f"{msg} (got {short_repr(err['input'])})"
+            if err["type"] in ("float_type", "int_type") and _numeric_text(err["input"]):
+                msg += (f"; write {err['input'].strip()} without quotes (YAML 1.1 also reads "
+                        f"an exponent without a dot, 1e9, as text: write 1.0e9)")
         path = ".".join(parts)
         same = [i for i, (p, _) in enumerate(out) if p == path]
         if same:  # one mistake in a union field: one error, every alternative's reason

@@ -13,7 +13,7 @@ from simulator.cost.actions import count_actions
 from simulator.cost.table import EnergyTable
 from simulator.cost.table_file import table_for
 from simulator.engine import run_tiles
-from simulator.mapping.schedule import LayerMapping, check_mappable
+from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_mappable, check_size
 from simulator.report import LayerResult, Report
 from simulator.workload.layer import Layer, Workload
 
@@ -32,6 +32,7 @@ def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
     """Map and simulate one layer."""
     m = map_layer(layer, acc, seed)
     t = m.tiles
+    check_size(layer.name, "tiles", t.n_tiles, MAX_TILES, "MAX_TILES")
     timing = run_tiles(t, acc.dram, in_slots=min(acc.buffers["ifmap"].slots,
                                                  acc.buffers["filter"].slots),
                        out_slots=acc.buffers["ofmap"].slots)

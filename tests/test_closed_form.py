@@ -1,6 +1,6 @@
 """Closed forms against small cases worked by hand.
 
-SCALE-Sim 3.0.0's compute model (../shared/reference/scalesim.md): on an R x C array
+SCALE-Sim 3.0.0's compute model (reference/scalesim.md): on an R x C array
 
     os: folds ceil(M/R) * ceil(N/C), cycles per fold K + R + C - 2
     ws: folds ceil(K/R) * ceil(N/C), cycles per fold 2R + C + M - 2

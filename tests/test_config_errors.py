@@ -74,7 +74,7 @@ def test_unknown_impl_lists_known_ones(arch_spec):
 def test_non_positive_buffer_size(arch_spec, size):
     exc = arch_error(arch_spec, buffers={"ifmap": {"size_kb": size}})
     assert list(errors_of(exc)) == ["buffers.ifmap.size_kb"]
-    assert "greater than 0" in errors_of(exc)["buffers.ifmap.size_kb"]
+    assert "greater than or equal to 0.125" in errors_of(exc)["buffers.ifmap.size_kb"]  # 128 B
 
 
 @pytest.mark.parametrize(("override", "path"), [

@@ -83,7 +83,7 @@ def test_weight_count_exact(stem):
 
 
 def closed_form(rows: int, cols: int, dataflow: str, M: int, K: int, N: int, count: int) -> int:
-    """SCALE-Sim 3.0.0: folds * cycles-per-fold - 1 (../shared/reference/scalesim.md)."""
+    """SCALE-Sim 3.0.0: folds * cycles-per-fold - 1 (reference/scalesim.md)."""
     spatial, per_fold = {
         "os": ((M, N), K + rows + cols - 2),
         "ws": ((K, N), 2 * rows + cols + M - 2),

@@ -26,7 +26,7 @@ DATAFLOWS = ["os", "ws", "is"]
 
 
 def scalesim_cycles(dataflow: str, M: int, K: int, N: int, R: int, C: int, s: int = 1) -> int:
-    """SCALE-Sim 3.0.0's compute cycles (../shared/reference/scalesim.md), stream scaled by s."""
+    """SCALE-Sim 3.0.0's compute cycles (reference/scalesim.md), stream scaled by s."""
     if dataflow == "os":
         return math.ceil(M / R) * math.ceil(N / C) * (K * s + R + C - 2) - 1
     if dataflow == "ws":

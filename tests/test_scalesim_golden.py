@@ -2,7 +2,7 @@
 
 Every ``tests/golden/scalesim/<cfg>__<topology>.json`` holds SCALE-Sim's own per-layer reports
 for ``workloads/scalesim/<cfg>.cfg`` and ``workloads/scalesim/<topology>.csv``; new ones are
-picked up by the glob. What must agree (../shared/reference/scalesim.md):
+picked up by the glob. What must agree (reference/scalesim.md):
 
 * compute cycles, SRAM ifmap and filter reads, mapping efficiency: exactly;
 * SRAM ofmap writes: exactly for ws/is; for os SCALE-Sim adds ``folds * (R + C)`` drain

@@ -12,7 +12,7 @@ Mapping of a SCALE-Sim 3.0.0 config (keys of its ``scale_config.py``) onto appro
 * SCALE-Sim has no energy model, so its files carry no DRAM energy: the importer sets
   ``dram.energy_pj_per_bit`` from its ``dram_pj_per_bit`` argument, by default
   :data:`SCALESIM_DRAM_PJ_PER_BIT` = 8 pJ/bit (LPDDR4, CACTI as used by Accelergy;
-  ../shared/reference/energy.md), the same value the bundled ``scalesim_32x32_*.yaml`` state;
+  reference/energy.md), the same value the bundled ``scalesim_32x32_*.yaml`` state;
 * read and without effect on cycles: ``run_name``, the address offsets, request-buffer
   sizes, ``InterfaceBandwidth`` (CALC/USER), ``TopologyCsvLoc`` and the ``[layout]`` bank keys
   while custom layouts are off;

@@ -38,7 +38,7 @@ from simulator.cost.area import area_table, load_area_data
 from simulator.cost.models import ENERGY_MODELS
 from simulator.cost.table import EnergyTable, Entry, kind_of
 from simulator.cost.technology import scale_factor
-from simulator.errors import ConfigError
+from simulator.errors import ConfigError, EnergyError
 from simulator.files import read_yaml
 from simulator.registry import ComponentSpec, pydantic_errors
 
@@ -96,7 +96,10 @@ def load_energy_table(path: str | Path, arch: ArchConfig,
     entries: dict[tuple[str, str], Entry] = {}
     if model is not None:
         impl = ENERGY_MODELS.build("model", model)
-        entries.update(impl.entries(acc, area, spec.technology_nm))
+        try:
+            entries.update(impl.entries(acc, area, spec.technology_nm))
+        except EnergyError as exc:  # name the architecture file the offending value is in
+            raise EnergyError(f"{arch.source}: {exc} (energy table {p})") from None
     entries.update(_fixed_entries(spec, acc))
     table = EnergyTable(spec.name, spec.technology_nm, entries, area, area_src, str(p))
     return table.scaled(arch.technology_nm)

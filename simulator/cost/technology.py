@@ -12,7 +12,7 @@ from simulator.errors import EnergyError
 
 #: Energy relative to 45 nm, Stillmaker and Baas, "Scaling equations for the accurate
 #: prediction of CMOS device performance from 180 nm to 7 nm", Integration, the VLSI Journal
-#: 58:74-81, 2017 (the polynomials Accelergy's library plug-in uses); ../shared/reference/
+#: 58:74-81, 2017 (the polynomials Accelergy's library plug-in uses); reference/
 #: energy.md. Published at a fixed 0.8 V; used here as ratios between nodes only.
 STILLMAKER_BAAS = {130: 3.07, 90: 1.90, 65: 1.24, 45: 1.0, 32: 0.66, 20: 0.22, 16: 0.17,
                    14: 0.14, 10: 0.12, 7: 0.094}

@@ -224,7 +224,7 @@ def log_quantise(x: np.ndarray, bits: int, fsr: int) -> np.ndarray:
     """MIY16: ``LogQuant(x) = 0 if x == 0 else sign(x) 2^clip(round(log2|x|), FSR - 2^bits, FSR)``.
 
     Miyashita, Lee, Murmann, 'Convolutional neural networks using logarithmic data
-    representation', arXiv:1603.01025, 2016 (eq. 3, as ../shared/reference/compression.md).
+    representation', arXiv:1603.01025, 2016 (eq. 3, as reference/compression.md).
     """
     ax = np.abs(x)
     with np.errstate(divide="ignore"):

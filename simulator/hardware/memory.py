@@ -26,10 +26,12 @@ class Sram:
     """
 
     class Params(ParamsModel):
-        size_kb: Annotated[float, Field(gt=0, allow_inf_nan=True),
-                           finite_at_most(1 << 30)]  # inf: unbounded
+        #: 128 B (1/8 KiB) to 1 TiB, or .inf (unbounded)
+        size_kb: Annotated[float, Field(ge=0.125, allow_inf_nan=True), finite_at_most(1 << 30)]
         word_bits: int = Field(default=8, gt=0, le=4096)
-        bandwidth_words: Annotated[float, Field(gt=0, allow_inf_nan=True), finite_at_most(1e9)]
+        #: array-side words per cycle: 1/1000 to 10^9, or .inf (unlimited)
+        bandwidth_words: Annotated[float, Field(ge=1e-3, allow_inf_nan=True),
+                                   finite_at_most(1e9)]
         double_buffered: bool = True
 
         def implausible(self) -> list[tuple[str, str]]:

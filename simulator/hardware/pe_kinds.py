@@ -21,7 +21,7 @@ class MacPE(PEKind):
     """Integer or floating-point multiply-accumulate, one per cycle (the SCALE-Sim PE).
 
     Integer operands up to 32 bits; floating point at 8, 16 or 32 bits. Energy by width:
-    Horowitz, ISSCC 2014 (../shared/reference/energy.md).
+    Horowitz, ISSCC 2014 (reference/energy.md).
     """
 
     citation = "Horowitz, 'Computing's energy problem', ISSCC 2014"

@@ -2,7 +2,7 @@
 
 Reference: Samajdar et al., "A Systematic Methodology for Characterizing Scalability of DNN
 Accelerators using SCALE-Sim", ISPASS 2020; cycle closed forms of SCALE-Sim 3.0.0 as checked
-against its output (../shared/reference/scalesim.md and tests/golden/scalesim/).
+against its output (reference/scalesim.md and tests/golden/scalesim/).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ParamWidths
 from simulator.mapping.dataflows import DATAFLOWS, Dataflow
-from simulator.mapping.schedule import Buffer, LayerMapping
+from simulator.mapping.schedule import MAX_FOLDS, Buffer, LayerMapping, check_size
 from simulator.mapping.sparsity import SparsityParams
 from simulator.mapping.systolic import map_gemm
 from simulator.registry import ParamsModel
@@ -83,6 +83,11 @@ class SystolicArray(ParamWidths):
 
     def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
         """Folds, reuse and tiles of a GEMM layer (:func:`simulator.mapping.systolic.map_gemm`)."""
+        df = self.dataflow
+        size = {"M": layer.M, "K": layer.K, "N": layer.N}
+        folds = layer.count * -(-size[df.rows] // self.rows) * -(-size[df.cols] // self.cols)
+        check_size(layer.name, f"{self.rows}x{self.cols} {df.name} folds", folds, MAX_FOLDS,
+                   "MAX_FOLDS")
         return map_gemm(layer, self, buffers, seed)
 
     @property

@@ -13,7 +13,7 @@ name    rows take   columns take   streamed    stationary operand
 ======  ==========  =============  ==========  ====================
 
 One *fold* is one spatial mapping of the array. Its cycles follow SCALE-Sim 3.0.0's closed form
-(../shared/reference/scalesim.md): ``T + R + C - 2`` for ``os`` (fill, stream T values, drain)
+(reference/scalesim.md): ``T + R + C - 2`` for ``os`` (fill, stream T values, drain)
 and ``2R + C + T - 2`` for ``ws``/``is``, whose stationary operand first takes R cycles to shift
 into the array. Folds are visited as two nested loops over the two spatial dimensions; the
 *outer* dimension is chosen so that, in ``ws`` and ``is``, the reduction dimension K is the inner

@@ -15,12 +15,19 @@ import zlib
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from simulator.mapping.schedule import MAX_MASK_ELEMENTS, check_size
 from simulator.workload.geometry import pair
 from simulator.workload.layer import Layer
 
 
 def mask_seed(seed: int, layer: str, operand: str) -> int:
     return seed ^ zlib.crc32(f"{layer}/{operand}".encode())
+
+
+def _bounded(layer: Layer, shape: tuple[int, ...], what: str) -> tuple[int, ...]:
+    check_size(layer.name, f"the {what} mask", math.prod(shape), MAX_MASK_ELEMENTS,
+               "MAX_MASK_ELEMENTS")
+    return shape
 
 
 def random_mask(shape: tuple[int, ...], density: float, seed: int) -> np.ndarray:
@@ -46,7 +53,8 @@ def weight_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
         return None
     g, k, n = layer.count, layer.K, layer.N
     if op.mask is None:
-        return random_mask((g, k, n), op.density, mask_seed(seed, layer.name, "weight"))
+        return random_mask(_bounded(layer, (g, k, n), "weight"), op.density,
+                           mask_seed(seed, layer.name, "weight"))
     mask = np.asarray(op.mask, dtype=bool)
     if layer.op == "conv2d":  # (C_out, C_in/g, kh, kw) -> g x (K, N)
         return mask.reshape(g, n, k).transpose(0, 2, 1)
@@ -64,7 +72,8 @@ def act_tensor_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
     shape = (int(d["in_channels"]), int(d["in_h"]), int(d["in_w"]))
     if op.mask is not None:
         return np.asarray(op.mask, dtype=bool).reshape(shape)
-    return random_mask(shape, op.density, mask_seed(seed, layer.name, "act"))
+    return random_mask(_bounded(layer, shape, "activation"), op.density,
+                       mask_seed(seed, layer.name, "act"))
 
 
 def act_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
@@ -77,9 +86,11 @@ def act_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
     g, m, k = layer.count, layer.M, layer.K
     tensor = act_tensor_mask(layer, seed)
     if tensor is not None:
+        _bounded(layer, (g, m, k), "im2col activation")
         cols = _im2col(tensor, layer)
     elif op.mask is None:
-        return random_mask((g, m, k), op.density, mask_seed(seed, layer.name, "act"))
+        return random_mask(_bounded(layer, (g, m, k), "activation"), op.density,
+                           mask_seed(seed, layer.name, "act"))
     else:
         cols = np.asarray(op.mask, dtype=bool).reshape(g, -1, k)
     if cols.shape[1] != m:

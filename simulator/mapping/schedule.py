@@ -125,6 +125,23 @@ def even_tiles(busy: int, loads: Mapping[str, float], store: float,
                         psum_load_bytes=np.zeros(n, dtype=np.int64), store_bytes=split(store))
 
 
+#: Bounds on what one layer may allocate or schedule (entries of per-fold arrays, tiles the
+#: SimPy engine steps through, boolean mask elements), so that a typo (a 100000 x 100000
+#: input, M = 10^12) is a clear error instead of a machine out of memory or a run of hours.
+#: At 8 bytes per entry and ~20 per-fold arrays, MAX_FOLDS is ~700 MB.
+MAX_FOLDS = 1 << 22
+MAX_TILES = 1 << 20
+MAX_MASK_ELEMENTS = 1 << 30
+
+
+def check_size(layer: str, what: str, n: int, bound: int, name: str) -> None:
+    """Raise :class:`MappingError` when layer ``layer`` needs ``n`` > ``bound`` ``what``."""
+    if n > bound:
+        raise MappingError(f"layer {layer!r}: {what} would need {n:,} entries, over the bound "
+                           f"of {bound:,} (simulator.mapping.schedule.{name}); split the layer "
+                           f"(e.g. fewer output pixels or tokens per layer) or raise the bound")
+
+
 def check_mappable(layer: Layer) -> None:
     """Raise :class:`MappingError` for a layer with no work to map."""
     if layer.kind == "gemm" and min(layer.M, layer.K, layer.N, layer.count) <= 0:

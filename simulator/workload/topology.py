@@ -1,7 +1,7 @@
 """Import SCALE-Sim 3.0.0 topology CSVs (conv and GEMM forms) as workloads.
 
 Conv form ``Layer name, IFMAP Height, IFMAP Width, Filter Height, Filter Width, Channels, Num
-Filter, Strides,``; GEMM form ``Layer, M, N, K,`` (../shared/reference/scalesim.md).
+Filter, Strides,``; GEMM form ``Layer, M, N, K,`` (reference/scalesim.md).
 """
 
 from __future__ import annotations
