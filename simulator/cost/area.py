@@ -98,8 +98,8 @@ def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict
     p = acc.pe_array
     node = acc.arch.technology_nm
     k = (node / data.technology_nm) ** 2
-    fmt = "int"  # no PE declares a number format yet
     kind_obj = p.kind
+    fmt = "fp" if getattr(kind_obj, "number_format", "int") == "fp" else "int"
     kind = kind_obj.kind
     if kind == "mac":
         pe = pe_um2(data, p.weight_bits, p.act_bits, p.acc_bits, fmt)

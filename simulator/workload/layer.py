@@ -40,7 +40,9 @@ class Operand:
     for conv, ``(tokens, features)`` for linear, ``(batch, M, K)`` for matmul. ``structure``:
     ``"unstructured"``, ``"N:M"`` (e.g. ``"2:4"``), ``"channel"`` or ``"filter"``. ``scheme``:
     the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``).
-    ``codebook_size``: entries of a weight-sharing codebook (values stored as indices).
+    ``codebook_size``: entries of a weight-sharing codebook (values stored as indices, ``bits``
+    = ``ceil(log2 codebook_size)``). ``value_bits``: width of the decoded values the multiplier
+    sees (the codebook's entries; ``None``: the PE array's ``weight_bits``).
     """
 
     bits: int | None = None
@@ -49,6 +51,7 @@ class Operand:
     structure: str = "unstructured"
     scheme: str = "int"
     codebook_size: int | None = None
+    value_bits: int | None = None
 
 
 @dataclass(frozen=True, slots=True)

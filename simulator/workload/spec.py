@@ -57,7 +57,8 @@ class _GemmSpec(_Spec):
 
     Densities without masks get seeded random masks at simulation time
     (:mod:`simulator.sparsity`); ``codebook_size`` stores weights as ``ceil(log2 k)``-bit
-    indices into a k-entry codebook (Deep Compression).
+    indices into a k-entry codebook (Deep Compression); with it, ``weight_bits`` is the width
+    of the codebook's entries (the decoded weights the multiplier sees; default: the PE's).
     """
 
     weight_bits: Bits | None = None
@@ -79,11 +80,13 @@ class _GemmSpec(_Spec):
         raise ValueError(f"must be unstructured, filter, channel or 'N:M' (got {v!r})")
 
     def weight_operand(self) -> Operand:
-        bits = self.weight_bits
+        bits, value_bits = self.weight_bits, None
         if self.codebook_size is not None:
             bits = max(1, math.ceil(math.log2(self.codebook_size)))
+            value_bits = self.weight_bits
         return Operand(bits=bits, density=self.weight_density, structure=self.weight_structure,
-                       scheme=self.weight_scheme, codebook_size=self.codebook_size)
+                       scheme=self.weight_scheme, codebook_size=self.codebook_size,
+                       value_bits=value_bits)
 
     def act_operand(self) -> Operand:
         return Operand(bits=self.act_bits, density=self.act_density)
