@@ -128,3 +128,41 @@ def test_decoded_multiply_codebook_reads_and_banks() -> None:
     # pointers per broadcast per PE
     broadcasts = int(r.layers.iloc[0].sram_ifmap_reads)
     assert c[("filter", "read")] == -(-(walked * 8 + broadcasts * 64 * 32) // 64)
+
+
+def test_table_iv_times_and_table_ii_power_within_stated_tolerance() -> None:
+    """EIE Table IV (tests/reference/eie_isca2016.yaml) on its nine layers, i.i.d. masks.
+
+    Both sides count: theoretical = entries walked (nonzeros + relative-index padding) x
+    nonzero activations / (64 PEs x 800 MHz); actual = the queue model (depth 8) against EIE's
+    cycle-accurate time. Reached (analysis/eie_validation.md): theoretical -19 % .. +7 %,
+    actual -29 % .. +4 %; i.i.d. masks under-state EIE's imbalance, so actual/theoretical is
+    1.02-1.33 here against 1.04-1.54. Power: on chip, per PE, weights resident, over the
+    compute time, against Table II's 9.157 mW: +17 %."""
+    from simulator.files import read_yaml
+
+    ref = read_yaml(REPO / "tests" / "reference" / "eie_isca2016.yaml")
+    a = load_arch(REPO / "arch_configs" / "eie_like.yaml")
+    r = simulate(a, load_workload(REPO / "workloads" / "profiles" / "eie_layers.yaml"))
+    df = r.layers
+    theo = (df.macs - df.skipped_macs) / 64 / 800
+    act = df.compute_cycles / 800
+    t4 = ref["table_iv"]
+    for i, name in enumerate(df.layer):
+        assert theo[i] == pytest.approx(t4["theoretical_us"][name], rel=0.20), name
+        assert act[i] == pytest.approx(t4["actual_us"][name], rel=0.30), name
+        assert act[i] >= theo[i]  # queues never beat the peak rate
+    # the mean excess over theoretical is of EIE's order (EIE: geometric mean 1.16)
+    ours = float(np.exp(np.log(act / theo).mean()))
+    eie = float(np.exp(np.mean([np.log(t4["actual_us"][n] / t4["theoretical_us"][n])
+                                for n in df.layer])))
+    assert 1.03 < ours < eie
+    # power per PE, on chip, weights resident (no DRAM, no weight fill), over compute time
+    t = r.energy_table
+    cycles = float(df.compute_cycles.sum())
+    e = r.energy
+    onchip = e[(e.component != "dram") & ~((e.component == "filter") & (e.action == "write"))
+               & (e.action != "leak_cycle") & (e.component != "vector_unit")]
+    leak = sum(t.pj(c, "leak_cycle") for c in ("pe_array", "ifmap", "filter", "ofmap"))
+    mw = (float(onchip.energy_pj.sum()) + leak * cycles) * 1e-9 / (cycles / 800e6) / 64
+    assert mw == pytest.approx(ref["table_ii"]["power_mw"], rel=0.25)

@@ -42,7 +42,9 @@ class Operand:
     the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``).
     ``codebook_size``: entries of a weight-sharing codebook (values stored as indices, ``bits``
     = ``ceil(log2 codebook_size)``). ``value_bits``: width of the decoded values the multiplier
-    sees (the codebook's entries; ``None``: the PE array's ``weight_bits``).
+    sees (the codebook's entries; ``None``: the PE array's ``weight_bits``). ``mask_model``:
+    how a mask is drawn for an operand that carries only a density (``iid`` or ``magnitude``,
+    :mod:`simulator.mapping.masks`).
     """
 
     bits: int | None = None
@@ -52,6 +54,7 @@ class Operand:
     scheme: str = "int"
     codebook_size: int | None = None
     value_bits: int | None = None
+    mask_model: str = "iid"
 
 
 @dataclass(frozen=True, slots=True)

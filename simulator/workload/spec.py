@@ -59,6 +59,8 @@ class _GemmSpec(_Spec):
     (:mod:`simulator.sparsity`); ``codebook_size`` stores weights as ``ceil(log2 k)``-bit
     indices into a k-entry codebook (Deep Compression); with it, ``weight_bits`` is the width
     of the codebook's entries (the decoded weights the multiplier sees; default: the PE's).
+    ``weight_mask_model``: how a density-only weight mask is drawn (``iid``; ``magnitude``:
+    uneven rows and columns as magnitude pruning leaves them, :mod:`simulator.mapping.masks`).
     """
 
     weight_bits: Bits | None = None
@@ -68,6 +70,7 @@ class _GemmSpec(_Spec):
     weight_structure: str = "unstructured"
     weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"] = "int"
     codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
+    weight_mask_model: Literal["iid", "magnitude"] = "iid"
 
     @field_validator("weight_structure")
     @classmethod
@@ -86,14 +89,15 @@ class _GemmSpec(_Spec):
             value_bits = self.weight_bits
         return Operand(bits=bits, density=self.weight_density, structure=self.weight_structure,
                        scheme=self.weight_scheme, codebook_size=self.codebook_size,
-                       value_bits=value_bits)
+                       value_bits=value_bits, mask_model=self.weight_mask_model)
 
     def act_operand(self) -> Operand:
         return Operand(bits=self.act_bits, density=self.act_density)
 
 
 _COMPRESSION_FIELDS = {"name", "op", "weight_bits", "act_bits", "weight_density", "act_density",
-                       "weight_structure", "weight_scheme", "codebook_size"}
+                       "weight_structure", "weight_scheme", "codebook_size",
+                       "weight_mask_model"}
 
 
 class Conv2dSpec(_GemmSpec):
