@@ -188,3 +188,32 @@ def test_tops_counts_dense_and_effective_tops_effectual_macs() -> None:
     seconds = t["total_cycles"] / 1e9
     assert t["tops"] == pytest.approx(2 * 8 * 16 * 8 / seconds / 1e12)
     assert t["effective_tops"] == pytest.approx(2 * 8 * 4 * 8 / seconds / 1e12)
+
+
+def test_energy_table_cli_shows_source_and_the_parameter_that_chose_it() -> None:
+    from io import StringIO
+
+    import pandas as pd
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+
+    arch_path = str(REPO / "arch_configs" / "eie_like.yaml")
+    out = CliRunner().invoke(main, ["energy-table", arch_path, "--format", "csv",
+                                    "--workload",
+                                    str(REPO / "workloads" / "profiles" / "eie_layers.yaml")])
+    assert out.exit_code == 0, out.output
+    df = pd.read_csv(StringIO(out.output))
+    assert list(df.columns) == ["component", "action", "pj_per_action", "unit", "kind",
+                                "chosen_by", "source"]
+    row = df[(df.component == "filter") & (df.action == "read")].iloc[0]
+    assert "buffers.filter.size_kb=8192" in row.chosen_by and "banks=64" in row.chosen_by
+    mac = df[(df.component == "pe_array") & (df.action == "mac")].iloc[0]
+    assert "weight_bits=16" in mac.chosen_by and "Horowitz" in mac.source
+    assert df.chosen_by.notna().all() and df.source.notna().all()
+
+
+def test_fp_pe_area_uses_the_fp_curves() -> None:
+    # one fp16 PE: fp16 multiply 1640 + fp16 add 1360 um^2 (Horowitz area table) + 48 DFFs
+    a = arch(1, 1, pe={"impl": "mac", "number_format": "fp"}, bits=16, acc_bits=16)
+    assert table_for(a).area_mm2["pe_array"] == pytest.approx((1640 + 1360 + 48 * 4.52) * 1e-6)

@@ -112,3 +112,9 @@ def test_speedup_over_dense_baseline_on_the_papers_networks() -> None:
         got[net] = float((c.macs / 1024).sum() / c.compute_cycles.sum())
         assert got[net] == pytest.approx(ref["per_network"][net], rel=0.30), net
     assert 1.5 < got["alexnet"] < got["vggnet"]
+
+
+def test_mapping_efficiency_is_the_tiling_fill() -> None:
+    # 5x5 input on 4 PEs: a 2x2 grid of 3x3 tiles holds 36 slots for 25 positions: 25 / 36
+    r, _ = one(arch(n_pes=4), conv(5, 3, 1, 1))
+    assert r.mapping_efficiency == pytest.approx(25 / 36)
