@@ -118,3 +118,28 @@ def test_mapping_efficiency_is_the_tiling_fill() -> None:
     # 5x5 input on 4 PEs: a 2x2 grid of 3x3 tiles holds 36 slots for 25 positions: 25 / 36
     r, _ = one(arch(n_pes=4), conv(5, 3, 1, 1))
     assert r.mapping_efficiency == pytest.approx(25 / 36)
+
+
+def test_effectual_count_from_strided_slices_equals_the_im2col() -> None:
+    """The shortcut (per-tap strided sums of the padded input, no im2col) against the long
+    way: the im2col mask's column sums times the weights' row sums, on random convolutions."""
+    import dataclasses
+
+    from simulator.mapping.masks import act_mask, weight_mask
+
+    rng = np.random.default_rng(7)
+    for _ in range(30):
+        c_in, c_out, k = int(rng.integers(1, 4)), int(rng.integers(1, 5)), int(rng.integers(1, 4))
+        h, s, p = int(rng.integers(k, 9)), int(rng.integers(1, 3)), int(rng.integers(0, 2))
+        g = 2 if c_in % 2 == 0 and c_out % 2 == 0 else 1
+        layer = parse_network({"name": "n", "layers": [
+            {"name": "c", "op": "conv2d", "in_channels": c_in, "out_channels": c_out,
+             "in_h": h, "in_w": h, "kernel": k, "stride": s, "padding": p,
+             "groups": g}]}).layers[0]
+        wm = rng.random((c_out, c_in // g, k, k)) < 0.6
+        am = rng.random((c_in, h, h)) < 0.5
+        layer = dataclasses.replace(layer, weight=Operand(mask=wm, density=0.6),
+                                    activation=Operand(mask=am, density=0.5))
+        long_way = int((act_mask(layer).sum(axis=1) * weight_mask(layer).sum(axis=2)).sum())
+        r, _ = one(arch(n_pes=4), Workload("w", (layer,)))
+        assert r.effectual_macs == long_way

@@ -131,14 +131,12 @@ class ScnnArray(ParamWidths):
         # compressed-sparse storage of both operands: value + 4-bit zero-run index (SCNN IV)
         loads = {"ifmap": a_nnz * (a_bits + 4) / 8, "filter": w_nnz * (w_bits + 4) / 8}
         store = layer.ofmap_elements * a_bits / 8
-        a_full = act_mask(layer, seed)
-        if a_full is not None:  # im2col mask: padding zeros are zeros
-            effectual = int((a_full.sum(axis=1) * w_k).sum())
-        elif tl.tap_valid is not None:  # dense input: per tap, the outputs it really reaches
-            per_tap = w_k.reshape(g, channels, taps).sum(axis=(0, 1))
-            effectual = b * int((per_tap * tl.tap_valid).sum())
+        if tl.tap_nnz is not None:  # conv: per weight, the nonzero inputs its tap reads
+            effectual = b * int((w_k.reshape(g, channels, taps) * tl.tap_nnz).sum())
         else:
-            effectual = int((layer.M * w_k).sum())
+            a_full = act_mask(layer, seed)
+            effectual = (int((a_full.sum(axis=1) * w_k).sum()) if a_full is not None
+                         else int((layer.M * w_k).sum()))
         counts = {"sram_ifmap_reads": a_nnz * groups,  # the tile is re-read per filter group
                   "sram_filter_reads": w_nnz * p.n_pes,  # each PE's weight FIFO
                   "sram_ofmap_writes": layer.ofmap_elements, "sram_ofmap_reads": 0,

@@ -38,9 +38,9 @@ class Tiling:
     mapping_efficiency: float  # input positions / (PEs x tile positions)
     act_density: float
     batch: int = 1             # samples, each tiled the same way one after another
-    #: (taps,) output positions per sample whose input at that tap is a real (non-padding)
-    #: position: a dense input's effectual MACs per weight of the tap (None: non-conv)
-    tap_valid: np.ndarray | None = None
+    #: (groups, channels, taps) output positions per sample whose input at that tap is a
+    #: nonzero (real, non-padding) activation: effectual MACs per weight (None: non-conv)
+    tap_nnz: np.ndarray | None = None
 
 
 def _grid(pes: int) -> tuple[int, int]:
@@ -100,13 +100,15 @@ def conv_tiling(layer: Layer, pes: int, seed: int) -> Tiling:
     g = layer.count
     batch = max(1, layer.M // (ho * wo))
 
-    def real(k: int, s: int, p: int, d: int, size: int, out: int) -> np.ndarray:
-        y = np.arange(out)[None, :] * s - p + np.arange(k)[:, None] * d  # (k, out) inputs
-        return ((y >= 0) & (y < size)).sum(axis=1)
-
-    valid = (real(kh, sh, ph, dh, h, ho)[:, None] * real(kw, sw, pw, dw, wd, wo)[None, :])
+    # per tap, the nonzero inputs it reads over the output plane: a strided slice of the
+    # zero-padded input (the im2col's column sums, without building the im2col)
+    tp = np.pad(t, ((0, 0), (ph, ph), (pw, pw)))
+    per_tap = np.stack([tp[:, r * dh: r * dh + sh * (ho - 1) + 1: sh,
+                           q * dw: q * dw + sw * (wo - 1) + 1: sw].sum(axis=(1, 2))
+                        for r in range(kh) for q in range(kw)], axis=1)  # (C, taps)
     return Tiling(nnz.reshape(g, c // g, rows * cols, sh * sw), tap_phase, halo * batch,
-                  h * wd / (rows * cols * th * tw), float(t.mean()), batch, valid.reshape(-1))
+                  h * wd / (rows * cols * th * tw), float(t.mean()), batch,
+                  per_tap.reshape(g, c // g, kh * kw))
 
 
 def row_tiling(layer: Layer, pes: int, seed: int) -> Tiling:
