@@ -136,7 +136,7 @@ def test_table_iv_times_and_table_ii_power_within_stated_tolerance() -> None:
     Both sides count: theoretical = entries walked (nonzeros + relative-index padding) x
     nonzero activations / (64 PEs x 800 MHz); actual = the queue model (depth 8) against EIE's
     cycle-accurate time. Reached (analysis/eie_validation.md): theoretical -19 % .. +7 %,
-    actual -29 % .. +4 %; i.i.d. masks under-state EIE's imbalance, so actual/theoretical is
+    actual -28 % .. +4 %; i.i.d. masks under-state EIE's imbalance, so actual/theoretical is
     1.02-1.33 here against 1.04-1.54. Power: on chip, per PE, weights resident, over the
     compute time, against Table II's 9.157 mW: +17 %."""
     from simulator.files import read_yaml
