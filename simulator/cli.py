@@ -139,13 +139,22 @@ def print_energy(console: Console, report: Any) -> None:
 @click.argument("arch", type=click.Path(path_type=Path))
 @click.option("--table", "table_path", type=click.Path(path_type=Path),
               help="Energy table YAML instead of the one ARCH names (or the 45 nm default).")
+@click.option("--workload", type=click.Path(path_type=Path),
+              help="Also show the entries this workload's layers need (MACs at their own "
+                   "precision, mac@<format><w>x<a>).")
 @click.option("--format", "fmt", type=click.Choice(["table", "csv"]), default="table",
               show_default=True)
-def energy_table(arch: Path, table_path: Path | None, fmt: str) -> None:
-    """Print the energy table ARCH really uses: every (component, action), resolved, sourced."""
+def energy_table(arch: Path, table_path: Path | None, workload: Path | None, fmt: str) -> None:
+    """Print the energy table ARCH really uses: every (component, action), resolved, with its
+    source and the architecture (or layer) parameters that chose it."""
     spec = load_arch(arch)
     _warn(str(arch), spec.warnings)
-    table = load_energy_table(table_path, spec) if table_path else table_for(spec)
+    variants: set[str] = set()
+    if workload is not None:
+        report = simulate(spec, load_workload(workload))
+        variants = {a for r in report.results for (_, a) in r.actions if "@" in a}
+    table = (load_energy_table(table_path, spec, variants=variants) if table_path
+             else table_for(spec, variants=variants))
     df = table.frame()
     area = pd.DataFrame({"component": list(table.area_mm2),
                          "area_mm2": list(table.area_mm2.values()),

@@ -146,8 +146,18 @@ class Report:
             "mapping_efficiency": used / float(gemm["folds"].sum()) if len(gemm) else 0.0,
             "latency_us": total / self.clock_mhz,
             **energy_totals(math.fsum(df["energy_pj"]), total, self.clock_mhz, sums["macs"],
-                            self.energy_table.area_mm2 if self.energy_table else {}),
+                            self.energy_table.area_mm2 if self.energy_table else {},
+                            sums["effectual_macs"], self._onchip_pj()),
         }
+
+    def _onchip_pj(self) -> float:
+        """Energy of every component but the off-chip DRAM (kind ``offchip``)."""
+        if self.energy_table is None:
+            return math.nan
+        e = self.energy
+        off = [self.energy_table.entries[(c, a)].kind == "offchip"
+               for c, a in zip(e["component"], e["action"], strict=True)]
+        return math.fsum(e["energy_pj"][[not o for o in off]])
 
     def write(self, directory: str | Path, fmt: str = "csv", *, name: str | None = None,
               inputs: Mapping[str, str] | None = None) -> list[Path]:

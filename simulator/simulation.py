@@ -80,7 +80,8 @@ def simulate(arch: ArchConfig, workload: Workload,
     """
     acc = build(arch)
     results = tuple(run_layer(layer, acc, workload.seed) for layer in workload.layers)
-    table = energy_table if energy_table is not None else table_for(arch, acc)
+    variants = {a for r in results for (_, a) in r.actions if "@" in a}
+    table = energy_table if energy_table is not None else table_for(arch, acc, variants)
     table.require(k for r in results for k in r.actions)
     return Report(arch=arch.name, workload=workload.name, n_pes=acc.pe_array.n_pes,
                   clock_mhz=arch.clock_mhz, results=results, energy_table=table)

@@ -144,3 +144,13 @@ def test_untraceable_model(digits: tuple[Any, Any]) -> None:
     rec = parse_recipe({"name": "r", "steps": [{"method": "fixed_point", "bits": 8}]})
     with pytest.raises(SimulatorError, match="failed on the calibration batch"):
         compress(Bad(), rec, data)
+
+
+def test_magnitude_mask_spreads_are_those_of_the_trained_fc1(digits: tuple[Any, Any]) -> None:
+    """simulator.mapping.masks.MAGNITUDE_SIGMA is measured on this model's fc1 (a figure that
+    drifts is a bug; analysis/row_lengths.py regenerates it and its comparison)."""
+    from simulator.mapping.masks import MAGNITUDE_SIGMA, scale_spread
+
+    model, _ = digits
+    got = scale_spread(model.fc1.weight.detach().numpy())
+    assert got == pytest.approx(MAGNITUDE_SIGMA, abs=6e-4)

@@ -35,7 +35,9 @@ UNSUPPORTED = [
     ("bitserial", {}, dict(weight_bits=8, act_bits=20, weight_scheme="int"), "act_bits"),
     ("bitserial", {"max_act_bits": 8}, dict(weight_bits=8, act_bits=9), "at most 8"),
     ("bfp", {}, dict(weight_bits=1, act_bits=8, weight_scheme="bfp"), "2..16"),
-    ("mac", {}, dict(weight_bits=12, act_bits=8, weight_scheme="fp"), "8, 16 or 32"),
+    ("mac", {"number_format": "fp"}, dict(weight_bits=12, act_bits=8, weight_scheme="fp"),
+     "8, 16 or 32"),
+    ("mac", {}, dict(weight_bits=16, act_bits=16, weight_scheme="fp"), "number_format"),
     ("mac", {}, dict(weight_bits=8, act_bits=8, weight_scheme="bfp"), "scheme"),
     ("mac", {}, dict(weight_bits=8, act_bits=8, weight_scheme="int", act_scheme="pow2"),
      "activation scheme"),
@@ -51,7 +53,7 @@ def test_unsupported_precision_names_layer_and_pe(name, params, prec, word):
 
 SUPPORTED = [
     ("mac", dict(weight_bits=8, act_bits=8)),
-    ("mac", dict(weight_bits=16, act_bits=16, weight_scheme="fp", act_scheme="fp")),
+    ("mac", dict(weight_bits=16, act_bits=16)),
     ("mac", dict(weight_bits=4, act_bits=8, weight_scheme="pow2")),
     ("shift", dict(weight_bits=4, act_bits=8, weight_scheme="pow2")),
     ("xnor", dict(weight_bits=1, act_bits=1, weight_scheme="binary", act_scheme="binary")),
@@ -65,6 +67,13 @@ SUPPORTED = [
 @pytest.mark.parametrize(("name", "prec"), SUPPORTED)
 def test_supported_precision_passes(name, prec):
     pe_kind(name).check("conv1", **prec)
+
+
+def test_fp_pe_runs_fp_and_int_layers():
+    fp = pe_kind("mac", number_format="fp")
+    assert fp.number_format == "fp" and pe_kind("mac").number_format == "int"
+    fp.check("conv1", 16, 16, "fp", "fp")
+    fp.check("conv1", 8, 8)
 
 
 def test_bad_pe_config_is_a_config_error_with_path():

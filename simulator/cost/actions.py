@@ -6,12 +6,19 @@ by instance: ``pe_array``, ``vector_unit``, ``ifmap``, ``filter``, ``ofmap``, ``
 
 **Arithmetic** (``pe_array``). ``mac``: multiply-accumulates that fire (all MACs minus the
 skipped and the gated ones: a zero operand that is neither skipped nor gated costs a full MAC;
-a PE kind's own operations instead, scaled the same way); ``mac_gated``: MACs
-whose zero operand was detected and gated (no cycle saved, little energy; Eyeriss);
-``mac_idle``: PE-cycles of the layer's compute time in which a PE did no MAC at all,
-``n_pes * compute_cycles - mac - mac_gated`` (fold fill and drain, unused rows/columns).
-The sparsity model provides ``skipped_macs`` / ``gated_macs`` in the mapping's counts;
-without them a layer is dense (every MAC fires, none gated).
+a PE kind's own operations instead, scaled the same way; an engine that computes products
+that land on no output, as SCNN's Cartesian product does, reports them in
+``computed_macs`` and they fire too); ``mac_gated``: MACs whose zero operand was detected and
+gated (no cycle saved, little energy; Eyeriss). A MAC is priced at the *layer's* precision:
+when the multiplier's operands (the decoded weight and the activation, ``LayerMapping``
+``weight_bits``/``act_bits``) differ from the PE's own widths, the action is named
+``mac@<format><w>x<a>`` (e.g. ``mac@int4x8``, ``mac@fp16x16``) and the energy table
+produces its entry from the same model (:mod:`simulator.cost.models`); so does
+``mac_gated``. ``mac_idle``: PE-cycles of the layer's compute time in which a PE did nothing,
+``n_pes * compute_cycles - busy`` with ``busy = scheduled MACs / macs_per_pe_per_cycle`` (a
+bit-serial PE is busy 8 cycles per 8-bit MAC, an XNOR PE one cycle per 64-bit word). The
+sparsity model provides ``skipped_macs`` / ``gated_macs`` in the mapping's counts; without
+them a layer is dense (every MAC fires, none gated).
 
 **PE-local storage and the array network**, implied by the dataflow's reuse. Of the three
 operands of a MAC (``ifmap``, ``filter``, ``psum``) one is *stationary* and two *move*:
@@ -29,15 +36,28 @@ os    psum        ``psum_rf_read`` + ``psum_rf_write`` per MAC that fires (the
 A moving operand enters the array edge from its SRAM (one SRAM access) and then hops from PE
 to neighbouring PE: every scheduled MAC position but the first of its row/column receives it
 from a neighbour, so ``<operand>_hop = scheduled MACs - SRAM accesses of that operand`` (a
-psum leaves at the last PE as an ofmap write). Scheduled = fired + gated: values still
-flow through a gated PE. The hop covers the wire and the receiving pipeline register; the
-multiplier reads that register directly. Not counted (small next to the terms above):
+psum leaves at the last PE as an ofmap write). Scheduled = fired + gated: **values still
+flow through a gated PE, so a systolic array's hops are charged for gated work**; gating
+removes the MAC and the stationary operand's register read (and, in ``os``, the
+accumulator's read and write). The hop covers the wire and the receiving pipeline register;
+the multiplier reads that register directly. Not counted (small next to the terms above):
 the preload path of the stationary operand and the buffer-side partial-sum adder.
+
+**Packed words.** A PE kind that reduces ``pack`` operand pairs per step into one partial sum
+(``LayerMapping.values_per_word``: 64 for a 64-bit XNOR word, ``F`` for a Bit Fusion unit,
+``lanes`` for a bit-serial PE) reads and writes its accumulator, and passes its partial sum
+on, once per word: ``psum_rf_*`` and ``psum_hop`` are counted per word (MACs / pack).
+Operand registers and hops are counted per element at the element's width, which is the
+same energy as per packed word at the word's width (``pack x bits``), because every table
+prices a register access and a hop linearly in its bits.
 
 **SRAM** (``ifmap``/``filter``/``ofmap``): ``read``/``write`` in words of that buffer's
 ``word_bits``: the array-side traffic of the mapping (operand elements at their bit width,
-packed; partial sums at ``acc_bits`` when K is spatial, as the mapping's port model) plus the
-DMA side: DRAM loads are SRAM writes, DRAM stores are ofmap reads.
+packed; a compressed operand at its exact stored bits per element incl. metadata, which
+may be fractional: the layer's bits are summed, then rounded up to whole words once;
+partial sums at ``acc_bits`` when K is spatial, as the mapping's port model) plus the
+DMA side: DRAM loads are SRAM writes, DRAM stores are ofmap reads. Engines add their own
+array-side reads in ``sram_<buffer>_read_bits`` (e.g. EIE's column pointers).
 
 **DRAM**: ``read_bit``/``write_bit``. **Leakage**: ``leak_cycle`` of every on-chip component
 (PE array, vector unit, the three SRAMs) for every cycle of the layer, busy or not. DRAM
@@ -52,20 +72,61 @@ from typing import Any
 
 from simulator.arch.accelerator import Accelerator
 from simulator.engine import Timing
+from simulator.hardware.pe import PE_KINDS
+from simulator.hardware.pe_kinds import pe_kind
 from simulator.mapping.schedule import LayerMapping
 from simulator.workload.layer import Layer
 
 Actions = dict[tuple[str, str], int]
 #: On-chip components that leak every cycle.
 LEAKY = ("pe_array", "vector_unit", "ifmap", "filter", "ofmap")
+#: Every action this module can count, by kind of component (energy tables are checked
+#: against it: an entry for an action that is never counted is a typo, not a price).
+#: ``pe_array`` adds each PE kind's own arithmetic (:func:`known_actions`).
+ACTIONS: dict[str, frozenset[str]] = {
+    "pe_array": frozenset({"mac", "mac_gated", "mac_idle", "codebook_read", "leak_cycle",
+                           "halo_psum"}
+                          | {f"{op}_rf_{rw}" for op in ("ifmap", "filter", "psum")
+                             for rw in ("read", "write")}
+                          | {f"{op}_hop" for op in ("ifmap", "filter", "psum")}),
+    "vector_unit": frozenset({"vector_op", "leak_cycle"}),
+    "buffer": frozenset({"read", "write", "leak_cycle"}),
+    "dram": frozenset({"read_bit", "write_bit"}),
+}
+#: Instance name -> kind of component.
+INSTANCES = {"pe_array": "pe_array", "vector_unit": "vector_unit", "ifmap": "buffer",
+             "filter": "buffer", "ofmap": "buffer", "dram": "dram"}
 
 
-def _words(elements: int, bits: int, word_bits: int) -> int:
-    """SRAM words moved by ``elements`` values of ``bits`` each, packed into ``word_bits``."""
-    return -(-elements * bits // word_bits) if elements > 0 else 0
+def known_actions(kind: str) -> frozenset[str]:
+    """The actions counted for a component of ``kind`` (``pe_array``: incl. every PE kind's
+    arithmetic, from its own ``actions``)."""
+    if kind != "pe_array":
+        return ACTIONS[kind]
+    from_kinds = {name for impl in PE_KINDS.names
+                  for name in pe_kind(impl).actions(1, 64, 1, 8, 8, 2)}
+    return ACTIONS["pe_array"] | from_kinds
 
 
-def _arith(layer: Layer, counts: Mapping[str, Any], fired: int, gated: int) -> Actions:
+def _words(elements: float, bits: float, word_bits: int) -> int:
+    """SRAM words moved by ``elements`` values of ``bits`` each (may be fractional: the exact
+    total is rounded up once), packed into ``word_bits``."""
+    total = elements * bits
+    return math.ceil(total / word_bits - 1e-9) if total > 0 else 0
+
+
+def precision_suffix(mapping: LayerMapping, pe: Any) -> str:
+    """``""`` when the layer's multiplier operands are the PE's own widths, else
+    ``"@<format><w>x<a>"`` (module docstring)."""
+    w = mapping.weight_bits or pe.weight_bits
+    a = mapping.act_bits or pe.act_bits
+    if (w, a) == (pe.weight_bits, pe.act_bits):
+        return ""
+    return f"@{mapping.number_format}{w}x{a}"
+
+
+def _arith(layer: Layer, counts: Mapping[str, Any], fired: int, gated: int,
+           suffix: str) -> Actions:
     """Arithmetic actions of a GEMM layer: ``mac`` split by sparsity, or a PE kind's own.
 
     A PE kind's dense counts (``arith.*`` from the mapping, incl. ``codebook_read``) are scaled
@@ -73,10 +134,13 @@ def _arith(layer: Layer, counts: Mapping[str, Any], fired: int, gated: int) -> A
     gated costs a full operation."""
     kind_counts = {k[6:]: int(v) for k, v in counts.items() if k.startswith("arith.")}
     if not kind_counts:
-        return {("pe_array", "mac"): fired, ("pe_array", "mac_gated"): gated}
-    share = fired / layer.macs if layer.macs else 0.0
-    out = {("pe_array", name): round(n * share) for name, n in kind_counts.items()}
-    out[("pe_array", "mac_gated")] = gated
+        return {("pe_array", "mac" + suffix): fired,
+                ("pe_array", "mac_gated" + suffix): gated}
+    dense = int(counts.get("computed_macs", layer.macs))
+    share = fired / dense if dense else 0.0
+    out = {("pe_array", name + (suffix if name == "mac" else "")): round(n * share)
+           for name, n in kind_counts.items()}
+    out[("pe_array", "mac_gated" + suffix)] = gated
     return out
 
 
@@ -98,37 +162,48 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
     out: Actions = {}
     if gemm:
         gated = int(c.get("gated_macs", 0))
-        fired = layer.macs - int(c.get("skipped_macs", 0)) - gated
+        computed = int(c.get("computed_macs", layer.macs - int(c.get("skipped_macs", 0))))
+        fired = computed - gated
         scheduled = fired + gated
-        out.update(_arith(layer, c, fired, gated))
-        out[("pe_array", "mac_idle")] = max(0, acc.pe_array.n_pes * mapping.compute_cycles
-                                            - scheduled)
+        out.update(_arith(layer, c, fired, gated, precision_suffix(mapping, pe)))
+        busy = scheduled / mapping.macs_per_pe_per_cycle
+        out[("pe_array", "mac_idle")] = max(0, round(pe.n_pes * mapping.compute_cycles - busy))
+        pack = mapping.values_per_word
         edge = {"ifmap": reads["ifmap"], "filter": reads["filter"], "psum": writes}
         # (EIE- and SCNN-like engines accumulate outputs in their PEs: psum-stationary)
         stationary = mapping.stationary
         for op, enters in edge.items():
             if op != stationary:
-                out[("pe_array", f"{op}_hop")] = max(0, scheduled - enters)
+                steps = -(-scheduled // pack) if op == "psum" else scheduled
+                out[("pe_array", f"{op}_hop")] = max(0, steps - enters)
         if stationary == "psum":
-            out[("pe_array", "psum_rf_read")] = fired
-            out[("pe_array", "psum_rf_write")] = fired
+            out[("pe_array", "psum_rf_read")] = -(-fired // pack)
+            out[("pe_array", "psum_rf_write")] = -(-fired // pack)
         else:
             out[("pe_array", f"{stationary}_rf_write")] = edge[stationary]
             out[("pe_array", f"{stationary}_rf_read")] = fired
+        for name, n in c.items():  # an engine's own PE-local actions (``pe.<action>``)
+            if name.startswith("pe."):
+                out[("pe_array", name[3:])] = int(n)
         w_bits = layer.weight_bits or pe.weight_bits
-        bits = {"ifmap": act_bits, "filter": w_bits if layer.filter_is_weight else act_bits,
-                "ofmap": act_bits if stationary == "psum" else mapping.acc_bits}
+        bits: dict[str, float] = {
+            "ifmap": act_bits, "filter": w_bits if layer.filter_is_weight else act_bits,
+            "ofmap": act_bits if stationary == "psum" else mapping.acc_bits}
         # compressed formats: values + metadata per element as stored (mapping.storage_bits)
-        bits.update({op: math.ceil(b) for op, b in mapping.storage_bits.items()})
+        bits.update(mapping.storage_bits)
     else:
         out[("vector_unit", "vector_op")] = int(layer.vector_ops)
         bits = {"ifmap": act_bits, "filter": act_bits, "ofmap": act_bits}
     wb = {op: bufs[op].params.word_bits for op in ("ifmap", "filter", "ofmap")}
-    out[("ifmap", "read")] = _words(reads["ifmap"], bits["ifmap"], wb["ifmap"])
+    extra = {op: float(c.get(f"sram_{op}_read_bits", 0)) for op in ("ifmap", "filter", "ofmap")}
+    out[("ifmap", "read")] = _words(1, reads["ifmap"] * bits["ifmap"] + extra["ifmap"],
+                                    wb["ifmap"])
     out[("ifmap", "write")] = _words(load["ifmap"], 8, wb["ifmap"])
-    out[("filter", "read")] = _words(reads["filter"], bits["filter"], wb["filter"])
+    out[("filter", "read")] = _words(1, reads["filter"] * bits["filter"] + extra["filter"],
+                                     wb["filter"])
     out[("filter", "write")] = _words(load["filter"], 8, wb["filter"])
-    out[("ofmap", "read")] = (_words(reads["ofmap"], bits["ofmap"], wb["ofmap"])
+    out[("ofmap", "read")] = (_words(1, reads["ofmap"] * bits["ofmap"] + extra["ofmap"],
+                                     wb["ofmap"])
                               + _words(store, 8, wb["ofmap"]))
     out[("ofmap", "write")] = (_words(writes, bits["ofmap"], wb["ofmap"])
                                + _words(load["psum"], 8, wb["ofmap"]))

@@ -3,7 +3,11 @@
 Data: ``arch_configs/energy/area_45nm.yaml`` (every number with unit and source), at 45 nm.
 
 * **PE**: the kind's datapath + the accumulator adder (acc bits) + pipeline registers for the
-  three operands (``weight + act + acc`` flip-flops). Datapath per kind (:func:`datapath_um2`):
+  three operands (``weight + act + acc`` flip-flops). A unit with several multipliers per PE
+  (``multipliers_per_pe``, e.g. SCNN's 4 x 4) adds one multiplier and its operand registers
+  per extra multiplier, ``adders_per_pe`` accumulator adders (SCNN's 32 banks) and
+  ``pe_local_kb`` of accumulator SRAM per PE, at the SRAM area per KiB. The datapath is
+  integer or floating point as the PE's ``number_format``. Datapath per kind (:func:`datapath_um2`):
   ``mac`` a multiplier (weight x act bits, at the geometric-mean width); ``shift`` a barrel
   shifter of act bits with ``weight_bits - 1`` stages of 2:1 muxes; ``ternary`` an act-bit
   adder/subtractor; ``xnor`` ``word`` XNOR gates + a ``word - 1`` full-adder popcount tree;
@@ -98,8 +102,8 @@ def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict
     p = acc.pe_array
     node = acc.arch.technology_nm
     k = (node / data.technology_nm) ** 2
-    fmt = "int"  # no PE declares a number format yet
     kind_obj = p.kind
+    fmt = "fp" if getattr(kind_obj, "number_format", "int") == "fp" else "int"
     kind = kind_obj.kind
     if kind == "mac":
         pe = pe_um2(data, p.weight_bits, p.act_bits, p.acc_bits, fmt)
@@ -110,10 +114,27 @@ def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict
         pe = (dp + data.int_add_um2.at(p.acc_bits)
               + (p.weight_bits + p.act_bits + p.acc_bits) * data.register_um2_per_bit.value)
     scale = "" if k == 1 else f" x (node {node:g}/{data.technology_nm:g})^2"
+    # an engine with several multipliers per PE (SCNN's F x I array and its accumulator banks)
+    mults = int(getattr(p, "multipliers_per_pe", 1))
+    extra, extra_what = 0.0, ""
+    if mults > 1 or float(getattr(p, "pe_local_kb", 0.0)) > 0:
+        adders = int(getattr(p, "adders_per_pe", mults))
+        local_kb = float(getattr(p, "pe_local_kb", 0.0))
+        mul = (data.fp_multiply_um2 if fmt == "fp" else data.int_multiply_um2).at(
+            math.sqrt(p.weight_bits * p.act_bits))
+        add = (data.fp_add_um2 if fmt == "fp" else data.int_add_um2).at(p.acc_bits)
+        regs = (p.weight_bits + p.act_bits) * data.register_um2_per_bit.value
+        extra = ((mults - 1) * (mul + regs) + (adders - 1) * add
+                 + local_kb * data.sram_mm2_per_kb.value * 1e6)
+        extra_what = (f"; with {mults} multipliers, {adders} {fmt}{p.acc_bits} accumulator "
+                      f"adders and {local_kb:g} KiB of accumulator banks per PE "
+                      f"({data.sram_mm2_per_kb.source})")
+    pe += extra
     mm2 = {"pe_array": acc.pe_array.n_pes * pe * 1e-6 * k}
     src = {"pe_array": (f"{acc.pe_array.n_pes} {kind} PEs x {pe:.0f} um^2 ({what} + "
                         f"{fmt}{p.acc_bits} add + "
-                        f"{p.weight_bits + p.act_bits + p.acc_bits} flip-flops){scale}; "
+                        f"{p.weight_bits + p.act_bits + p.acc_bits} flip-flops{extra_what})"
+                        f"{scale}; "
                         f"{data.int_multiply_um2.source}; {data.register_um2_per_bit.source}")}
     lane = data.int_multiply_um2.at(p.act_bits) + data.int_add_um2.at(32)
     lanes = acc.vector_unit.n_pes

@@ -16,7 +16,8 @@ Fits through published points (``power_law``): :mod:`simulator.cost.curves`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -31,6 +32,14 @@ from simulator.registry import Registry
 ENERGY_MODELS: Registry[Any] = Registry("energy_model")
 
 OPERANDS = ("ifmap", "filter", "psum")
+#: ``mac@fp16x16``: a MAC at a layer precision other than the PE's (simulator.cost.actions)
+_VARIANT = re.compile(r"^(mac|mac_gated)@(int|fp|bfp)(\d+)x(\d+)$")
+
+
+def parse_variant(action: str) -> tuple[str, str, int, int] | None:
+    """``"mac@int4x8"`` -> ``("mac", "int", 4, 8)``; None for any other action name."""
+    m = _VARIANT.match(action)
+    return (m[1], m[2], int(m[3]), int(m[4])) if m else None
 
 
 def _pe_bits(acc: Accelerator) -> dict[str, int]:
@@ -38,22 +47,54 @@ def _pe_bits(acc: Accelerator) -> dict[str, int]:
     return {"ifmap": p.act_bits, "filter": p.weight_bits, "psum": p.acc_bits}
 
 
-def _common(acc: Accelerator, mac_pj: float, mac_src: str, gated: Sourced,
+_BITS_PARAM = {"ifmap": "act_bits", "filter": "weight_bits", "psum": "acc_bits"}
+
+
+def pe_format(acc: Accelerator) -> str:
+    """The PE's number format (``int`` for kinds that declare none)."""
+    return str(getattr(acc.pe_array.kind, "number_format", "int"))
+
+
+def sram_chosen_by(name: str, buf: Any) -> str:
+    q = buf.params
+    return (f"buffers.{name}.size_kb={q.size_kb:g}, banks={q.banks}, "
+            f"word_bits={q.word_bits}")
+
+
+def _common(acc: Accelerator, mac: Entry, gated: Sourced,
             idle: Sourced) -> dict[tuple[str, str], Entry]:
     """MAC entries shared by both models, and the DRAM's per-bit energy from the arch."""
     dram = acc.dram.params.energy_pj_per_bit
     dsrc = f"architecture {acc.arch.name}: dram.energy_pj_per_bit (see its file)"
+    by = f"dram.energy_pj_per_bit={dram:g}"
     return {
-        ("pe_array", "mac"): Entry(mac_pj, mac_src, "dynamic", "pJ/MAC"),
-        ("pe_array", "mac_gated"): Entry(mac_pj * gated.value,
-                                         f"{gated.value:g} x mac: {gated.source}",
-                                         "dynamic", "pJ/MAC"),
-        ("pe_array", "mac_idle"): Entry(mac_pj * idle.value,
+        ("pe_array", "mac"): mac,
+        ("pe_array", "mac_gated"): gated_entry(mac, gated),
+        ("pe_array", "mac_idle"): Entry(mac.pj * idle.value,
                                         f"{idle.value:g} x mac: {idle.source}",
-                                        "dynamic", "pJ/PE-cycle"),
-        ("dram", "read_bit"): Entry(dram, dsrc, "offchip", "pJ/bit"),
-        ("dram", "write_bit"): Entry(dram, dsrc, "offchip", "pJ/bit"),
+                                        "dynamic", "pJ/PE-cycle", mac.chosen_by),
+        ("dram", "read_bit"): Entry(dram, dsrc, "offchip", "pJ/bit", by),
+        ("dram", "write_bit"): Entry(dram, dsrc, "offchip", "pJ/bit", by),
     }
+
+
+def gated_entry(mac: Entry, gated: Sourced) -> Entry:
+    return Entry(mac.pj * gated.value, f"{gated.value:g} x mac: {gated.source}", "dynamic",
+                 "pJ/MAC", mac.chosen_by)
+
+
+def variant_entries(variants: Iterable[str], mac_entry: Callable[[str, int, int], Entry],
+                    gated: Sourced) -> dict[tuple[str, str], Entry]:
+    """Entries of the ``mac@...`` / ``mac_gated@...`` actions a workload counted."""
+    out = {}
+    for action in variants:
+        v = parse_variant(action)
+        if v is None:
+            continue
+        base, fmt, w, a = v
+        mac = mac_entry(fmt, w, a)
+        out[("pe_array", action)] = mac if base == "mac" else gated_entry(mac, gated)
+    return out
 
 
 @ENERGY_MODELS.register("horowitz")
@@ -61,11 +102,14 @@ class HorowitzModel:
     """45 nm energies from Horowitz, ISSCC 2014 (fits: module docstring).
 
     MAC = multiply(weight x act bits) + add(acc bits), integer or floating point as the PE's
-    ``number_format`` (int when the PE declares none). SRAM read = 64-bit-word energy at the
-    buffer's capacity x ``word_bits / 64`` (bit lines and sense amplifiers dominate and scale
-    with the bits read); write = read x ``sram_write_over_read``. PE-local operand accesses at
-    ``rf_pj_per_bit`` x the operand width; an array-network hop at ``hop_over_rf`` times that.
-    Leakage per cycle = ``leakage_mw_per_mm2`` x component area / clock.
+    ``number_format`` (``fp``: the fp multiply and fp add curves; ``int`` and ``bfp``
+    mantissas: the integer ones), at the PE's widths (``mac``) or at a layer's own
+    (``mac@<format><w>x<a>``). SRAM read = 64-bit-word energy at one *bank's* capacity
+    (``size_kb / banks``) x ``word_bits / 64`` (bit lines and sense amplifiers dominate and
+    scale with the bits read); write = read x ``sram_write_over_read``. PE-local
+    operand accesses at ``rf_pj_per_bit`` x the operand width; an array-network hop at
+    ``hop_over_rf`` times that. Leakage per cycle = ``leakage_mw_per_mm2`` x component area /
+    clock.
     """
 
     class Params(BaseModel):
@@ -87,6 +131,10 @@ class HorowitzModel:
         self.name = name
         self.params = params
 
+    @property
+    def needs_area(self) -> bool:
+        return self.params.leakage_mw_per_mm2.value > 0
+
     def add_pj(self, bits: float, fmt: str = "int") -> float:
         """Adder energy at ``bits`` (fit through Horowitz's points)."""
         return (self.params.fp_add_pj if fmt == "fp" else self.params.int_add_pj).at(bits)
@@ -96,64 +144,91 @@ class HorowitzModel:
         curve = self.params.fp_multiply_pj if fmt == "fp" else self.params.int_multiply_pj
         return curve.at(math.sqrt(w_bits * a_bits))
 
-    def sram_pj(self, size_kb: float, word_bits: int) -> float:
-        """One read of a ``word_bits`` word from an SRAM of ``size_kb`` KiB."""
-        return self.params.sram_read_64bit_pj.at(size_kb) * word_bits / 64
+    def sram_pj(self, size_kb: float, word_bits: int, banks: int = 1) -> float:
+        """One read of a ``word_bits`` word from one bank of an SRAM of ``size_kb`` KiB."""
+        return self.params.sram_read_64bit_pj.at(size_kb / banks) * word_bits / 64
 
-    def entries(self, acc: Accelerator, area_mm2: Mapping[str, float],
-                table_nm: float) -> dict[tuple[str, str], Entry]:
+    def mac_entry(self, fmt: str, w: int, a: int, acc_bits: int, by: str) -> Entry:
+        q = self.params
+        f = "fp" if fmt == "fp" else "int"
+        mul, add = self.multiply_pj(w, a, f), self.add_pj(acc_bits, f)
+        mc, ac = (q.fp_multiply_pj, q.fp_add_pj) if f == "fp" else (q.int_multiply_pj,
+                                                                   q.int_add_pj)
+        src = (f"{f}{w}x{a} multiply {mul:.4g} pJ ({mc.source}) + "
+               f"{f}{acc_bits} add {add:.4g} pJ ({ac.source})")
+        return Entry(mul + add, src, "dynamic", "pJ/MAC", by)
+
+    def entries(self, acc: Accelerator, area_mm2: Mapping[str, float], table_nm: float,
+                variants: Iterable[str] = ()) -> dict[tuple[str, str], Entry]:
         q = self.params
         p = acc.pe_array
-        fmt = "int"  # no PE declares a number format yet
-        mul = self.multiply_pj(p.weight_bits, p.act_bits, fmt)
-        add = self.add_pj(p.acc_bits, fmt)
-        mc, ac = ((q.fp_multiply_pj, q.fp_add_pj) if fmt == "fp"
-                  else (q.int_multiply_pj, q.int_add_pj))
-        src = (f"{fmt}{p.weight_bits}x{p.act_bits} multiply {mul:.4g} pJ ({mc.source}) + "
-               f"{fmt}{p.acc_bits} add {add:.4g} pJ ({ac.source})")
-        out = _common(acc, mul + add, src, q.mac_gated_fraction, q.mac_idle_fraction)
+        fmt = pe_format(acc)
+        mac = self.mac_entry(fmt, p.weight_bits, p.act_bits, p.acc_bits,
+                             f"pe_array.weight_bits={p.weight_bits}, act_bits={p.act_bits}, "
+                             f"acc_bits={p.acc_bits}, number_format={fmt}")
+        out = _common(acc, mac, q.mac_gated_fraction, q.mac_idle_fraction)
+        out.update(variant_entries(
+            variants, lambda f, w, a: self.mac_entry(
+                f, w, a, p.acc_bits, f"the layer's precision {f}{w}x{a}; "
+                                     f"pe_array.acc_bits={p.acc_bits}"),
+            q.mac_gated_fraction))
         rf, hop = q.rf_pj_per_bit, q.hop_over_rf
         for op, bits in _pe_bits(acc).items():
+            by = f"pe_array.{_BITS_PARAM[op]}={bits}"
             for rw in ("read", "write"):
                 out[("pe_array", f"{op}_rf_{rw}")] = Entry(
                     rf.value * bits, f"{bits} bits x {rf.value:g} pJ/bit: {rf.source}",
-                    "dynamic", "pJ/access")
+                    "dynamic", "pJ/access", by)
             out[("pe_array", f"{op}_hop")] = Entry(
                 hop.value * rf.value * bits,
                 f"{bits} bits x {hop.value:g} x {rf.value:g} pJ/bit: {hop.source}",
-                "dynamic", "pJ/hop")
+                "dynamic", "pJ/hop", by)
+        out[("pe_array", "halo_psum")] = Entry(
+            hop.value * rf.value * p.acc_bits,
+            f"a partial sum to a neighbour PE, priced as a hop of {p.acc_bits} bits: "
+            f"{hop.source}", "dynamic", "pJ/psum", f"pe_array.acc_bits={p.acc_bits}")
         vbits = p.act_bits
         vpj = self.add_pj(32) if q.vector_op == "add" else self.multiply_pj(vbits, vbits)
         out[("vector_unit", "vector_op")] = Entry(
             vpj, f"one {q.vector_op} ({'int32' if q.vector_op == 'add' else f'int{vbits}'}) per "
-                 f"primitive op: {q.int_multiply_pj.source}", "dynamic", "pJ/op")
+                 f"primitive op: {q.int_multiply_pj.source}", "dynamic", "pJ/op",
+            f"pe_array.act_bits={vbits}")
         sram = q.sram_read_64bit_pj
         for name, buf in acc.buffers.items():
-            kb, wb = buf.params.size_kb, buf.params.word_bits
+            kb, wb, banks = buf.params.size_kb, buf.params.word_bits, buf.params.banks
             if not math.isfinite(kb):
                 raise EnergyError(f"buffers.{name}: an unbounded SRAM (size_kb: .inf) has no "
                                   f"access energy; give it a size or an explicit table entry")
-            read = self.sram_pj(kb, wb)
-            rsrc = (f"{kb:g} KiB: {sram.at(kb):.4g} pJ per 64-bit read x {wb}/64 "
-                    f"({sram.source})")
-            out[(name, "read")] = Entry(read, rsrc, "dynamic", f"pJ/{wb}-bit word")
+            read = self.sram_pj(kb, wb, banks)
+            bank = kb / banks
+            rsrc = (f"{bank:g} KiB per bank ({banks} of {kb:g} KiB): {sram.at(bank):.4g} pJ "
+                    f"per 64-bit read x {wb}/64 ({sram.source})")
+            by = sram_chosen_by(name, buf)
+            out[(name, "read")] = Entry(read, rsrc, "dynamic", f"pJ/{wb}-bit word", by)
             k = q.sram_write_over_read
             out[(name, "write")] = Entry(read * k.value, f"{k.value:g} x read: {k.source}",
-                                         "dynamic", f"pJ/{wb}-bit word")
+                                         "dynamic", f"pJ/{wb}-bit word", by)
         out.update(leakage_entries(q.leakage_mw_per_mm2, area_mm2, acc.arch.clock_mhz))
         return out
 
 
 def leakage_entries(density: Sourced, area_mm2: Mapping[str, float],
                     clock_mhz: float) -> dict[tuple[str, str], Entry]:
-    """``leak_cycle`` of each on-chip component: mW/mm^2 x mm^2 / MHz = nJ -> x 1e3 pJ."""
+    """``leak_cycle`` of each on-chip component: mW/mm^2 x mm^2 / MHz = nJ -> x 1e3 pJ.
+
+    A component without an area is an :class:`EnergyError` when the density is not zero
+    (never a silent zero leakage)."""
     out = {}
+    missing = [c for c in LEAKY if c not in area_mm2]
+    if missing and density.value > 0:
+        raise EnergyError(f"leakage of {density.value:g} mW/mm^2 needs the area of "
+                          f"{', '.join(missing)}; the table has no area for them")
     for comp in LEAKY:
         mm2 = area_mm2.get(comp, 0.0)
         out[(comp, "leak_cycle")] = Entry(
             density.value * mm2 / clock_mhz * 1e3,
             f"{density.value:g} mW/mm^2 x {mm2:.4g} mm^2 / {clock_mhz:g} MHz: {density.source}",
-            "leakage", "pJ/cycle")
+            "leakage", "pJ/cycle", f"area of {comp} (area file), clock_mhz={clock_mhz:g}")
     return out
 
 
@@ -195,35 +270,61 @@ class EyerissModel:
         t = math.log(size_kb / q.rf_kb) / math.log(q.glb_kb / q.rf_kb)
         return q.ratio_rf.value + t * (q.ratio_glb.value - q.ratio_rf.value)
 
-    def entries(self, acc: Accelerator, area_mm2: Mapping[str, float],
-                table_nm: float) -> dict[tuple[str, str], Entry]:
+    @property
+    def needs_area(self) -> bool:
+        return self.params.leakage_mw_per_mm2.value > 0
+
+    def mac_entry(self, fmt: str, w: int, a: int, by: str) -> Entry:
+        q = self.params
+        if fmt == "fp":
+            raise EnergyError("the eyeriss_ratios model prices fixed-point MACs only (Eyeriss "
+                              "is 16-bit fixed point); use a horowitz table for fp")
+        anchor, wq = q.mac_pj.value, q.word_bits
+        pj = q.ratio_mac.value * anchor * w * a / wq**2
+        src = (f"{q.ratio_mac.value:g} x {anchor:g} pJ x {w}x{a}/{wq}^2 "
+               f"({q.ratio_mac.source}; anchor: {q.mac_pj.source})")
+        return Entry(pj, src, "dynamic", "pJ/MAC", by)
+
+    def entries(self, acc: Accelerator, area_mm2: Mapping[str, float], table_nm: float,
+                variants: Iterable[str] = ()) -> dict[tuple[str, str], Entry]:
         q = self.params
         p = acc.pe_array
         anchor, wq = q.mac_pj.value, q.word_bits
-        mac = q.ratio_mac.value * anchor * p.weight_bits * p.act_bits / wq**2
-        src = (f"{q.ratio_mac.value:g} x {anchor:g} pJ x {p.weight_bits}x{p.act_bits}/{wq}^2 "
-               f"({q.ratio_mac.source}; anchor: {q.mac_pj.source})")
-        out = _common(acc, mac, src, q.mac_gated_fraction, q.mac_idle_fraction)
+        fmt = pe_format(acc)
+        mac = self.mac_entry(fmt, p.weight_bits, p.act_bits,
+                             f"pe_array.weight_bits={p.weight_bits}, act_bits={p.act_bits}")
+        out = _common(acc, mac, q.mac_gated_fraction, q.mac_idle_fraction)
+        out.update(variant_entries(
+            variants, lambda f, w, a: self.mac_entry(f, w, a, f"the layer's precision "
+                                                              f"{f}{w}x{a}"),
+            q.mac_gated_fraction))
         for op, bits in _pe_bits(acc).items():
+            by = f"pe_array.{_BITS_PARAM[op]}={bits}"
             for rw in ("read", "write"):
                 out[("pe_array", f"{op}_rf_{rw}")] = Entry(
                     q.ratio_rf.value * anchor * bits / wq,
                     f"{q.ratio_rf.value:g} x MAC x {bits}/{wq}: {q.ratio_rf.source}",
-                    "dynamic", "pJ/access")
+                    "dynamic", "pJ/access", by)
             out[("pe_array", f"{op}_hop")] = Entry(
                 q.ratio_network.value * anchor * bits / wq,
                 f"{q.ratio_network.value:g} x MAC x {bits}/{wq}: {q.ratio_network.source}",
-                "dynamic", "pJ/hop")
+                "dynamic", "pJ/hop", by)
+        out[("pe_array", "halo_psum")] = Entry(
+            q.ratio_network.value * anchor * p.acc_bits / wq,
+            f"a partial sum to a neighbour PE: {q.ratio_network.value:g} x MAC x "
+            f"{p.acc_bits}/{wq} ({q.ratio_network.source})", "dynamic", "pJ/psum",
+            f"pe_array.acc_bits={p.acc_bits}")
         out[("vector_unit", "vector_op")] = Entry(
             anchor * p.act_bits**2 / wq**2, f"one MAC-equivalent per op ({q.ratio_mac.source})",
-            "dynamic", "pJ/op")
+            "dynamic", "pJ/op", f"pe_array.act_bits={p.act_bits}")
         for name, buf in acc.buffers.items():
-            kb, wb = buf.params.size_kb, buf.params.word_bits
-            r = self.sram_ratio(kb)
+            kb, wb, banks = buf.params.size_kb, buf.params.word_bits, buf.params.banks
+            r = self.sram_ratio(kb / banks)
             for action in ("read", "write"):
                 out[(name, action)] = Entry(
                     r * anchor * wb / wq,
-                    f"{r:.3g} x MAC x {wb}/{wq} at {kb:g} KiB ({q.ratio_glb.source})",
-                    "dynamic", f"pJ/{wb}-bit word")
+                    f"{r:.3g} x MAC x {wb}/{wq} at {kb / banks:g} KiB per bank "
+                    f"({q.ratio_glb.source})", "dynamic", f"pJ/{wb}-bit word",
+                    sram_chosen_by(name, buf))
         out.update(leakage_entries(q.leakage_mw_per_mm2, area_mm2, acc.arch.clock_mhz))
         return out

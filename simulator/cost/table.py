@@ -24,12 +24,15 @@ Kind = Literal["dynamic", "leakage", "offchip"]
 
 @dataclass(frozen=True, slots=True)
 class Entry:
-    """One priced action: ``pj`` per action, its kind, unit and citation."""
+    """One priced action: ``pj`` per action, its kind, unit, citation, and the architecture
+    (or layer) parameters that chose the value (``chosen_by``, e.g.
+    ``buffers.ifmap.size_kb=512, banks=1, word_bits=8``)."""
 
     pj: float
     source: str
     kind: Kind = "dynamic"
     unit: str = "pJ"
+    chosen_by: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,17 +68,19 @@ class EnergyTable:
         """The table at another node: dynamic entries x :func:`scale_factor`, others kept."""
         f = scale_factor(self.technology_nm, technology_nm)
         note = f"; x{f:.4g} Stillmaker-Baas {self.technology_nm:g}->{technology_nm:g} nm"
-        entries = {k: (replace(e, pj=e.pj * f, source=e.source + note)
+        by = f"; technology_nm={technology_nm:g}"
+        entries = {k: (replace(e, pj=e.pj * f, source=e.source + note,
+                               chosen_by=e.chosen_by + by)
                        if e.kind == "dynamic" and f != 1.0 else e)
                    for k, e in self.entries.items()}
         return replace(self, technology_nm=technology_nm, entries=entries)
 
     def frame(self) -> pd.DataFrame:
-        """The table as ``component, action, pj_per_action, unit, kind, source``."""
-        rows = [(c, a, e.pj, e.unit, e.kind, e.source)
+        """The table as ``component, action, pj_per_action, unit, kind, chosen_by, source``."""
+        rows = [(c, a, e.pj, e.unit, e.kind, e.chosen_by, e.source)
                 for (c, a), e in sorted(self.entries.items())]
         return pd.DataFrame(rows, columns=["component", "action", "pj_per_action", "unit",
-                                           "kind", "source"])
+                                           "kind", "chosen_by", "source"])
 
 
 def kind_of(component: str, action: str) -> Kind:

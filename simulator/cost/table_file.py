@@ -27,6 +27,7 @@ A count with no entry is never priced at zero: :meth:`EnergyTable.require` raise
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -34,12 +35,14 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.arch.accelerator import Accelerator, build
 from simulator.arch.config import ArchConfig
+from simulator.cost.actions import INSTANCES, known_actions
 from simulator.cost.area import area_table, load_area_data
-from simulator.cost.models import ENERGY_MODELS
+from simulator.cost.models import ENERGY_MODELS, parse_variant
 from simulator.cost.table import EnergyTable, Entry, kind_of
 from simulator.cost.technology import scale_factor
 from simulator.errors import ConfigError, EnergyError
 from simulator.files import read_yaml
+from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
 from simulator.registry import ComponentSpec, pydantic_errors
 
 ARCH_CONFIGS = Path(__file__).resolve().parents[2] / "arch_configs"
@@ -70,9 +73,15 @@ def resolve_path(path: str | Path) -> Path:
     return p if p.is_absolute() or p.is_file() else ARCH_CONFIGS / p
 
 
-def load_energy_table(path: str | Path, arch: ArchConfig,
-                      acc: Accelerator | None = None) -> EnergyTable:
-    """Produce the table of ``arch`` from an energy YAML file, at ``arch.technology_nm``."""
+def load_energy_table(path: str | Path, arch: ArchConfig, acc: Accelerator | None = None,
+                      variants: Iterable[str] = ()) -> EnergyTable:
+    """Produce the table of ``arch`` from an energy YAML file, at ``arch.technology_nm``.
+
+    ``variants``: ``mac@<format><w>x<a>`` actions (layers at other precisions than the PE's,
+    :mod:`simulator.cost.actions`) whose entries the model produces too. A model that prices
+    leakage from area needs an ``area:`` file (else an :class:`EnergyError` naming the table);
+    every fixed entry must name a component of the architecture (or a registered impl) and an
+    action that is counted for it (else a :class:`ConfigError` listing the known ones)."""
     p = resolve_path(path)
     raw = read_yaml(p)
     try:
@@ -86,6 +95,7 @@ def load_energy_table(path: str | Path, arch: ArchConfig,
             raise ConfigError(str(p), errs)
     errors = [(f"actions.{k}", "must be <component>.<action>") for k in spec.actions
               if k.count(".") != 1]
+    errors += _unknown_keys(spec)
     if errors:
         raise ConfigError(str(p), errors)
     acc = acc if acc is not None else build(arch)
@@ -96,8 +106,11 @@ def load_energy_table(path: str | Path, arch: ArchConfig,
     entries: dict[tuple[str, str], Entry] = {}
     if model is not None:
         impl = ENERGY_MODELS.build("model", model)
+        if spec.area is None and impl.needs_area:
+            raise EnergyError(f"energy table {spec.name!r} ({p}) prices leakage from area but "
+                              f"has no `area:` file (e.g. area: area_45nm.yaml)")
         try:
-            entries.update(impl.entries(acc, area, spec.technology_nm))
+            entries.update(impl.entries(acc, area, spec.technology_nm, variants))
         except EnergyError as exc:  # name the architecture file the offending value is in
             raise EnergyError(f"{arch.source}: {exc} (energy table {p})") from None
     entries.update(_fixed_entries(spec, acc))
@@ -105,33 +118,63 @@ def load_energy_table(path: str | Path, arch: ArchConfig,
     return table.scaled(arch.technology_nm)
 
 
+def _component_kinds() -> dict[str, str]:
+    """Every name a fixed entry may start with: instances, and registered impls."""
+    out = dict(INSTANCES)
+    for reg, kind in ((PE_ARRAYS, "pe_array"), (BUFFERS, "buffer"), (DRAMS, "dram"),
+                      (VECTOR_UNITS, "vector_unit")):
+        out.update({name: kind for name in reg.names if name not in out})
+    return out
+
+
+def _unknown_keys(spec: _TableFile) -> list[tuple[str, str]]:
+    """Fixed entries that name no component, or an action never counted for it."""
+    kinds = _component_kinds()
+    errors = []
+    for key in spec.actions:
+        if key.count(".") != 1:
+            continue
+        comp, action = key.split(".")
+        if comp not in kinds:
+            errors.append((f"actions.{key}", f"unknown component {comp!r}; known: "
+                                              f"{', '.join(sorted(kinds))}"))
+            continue
+        known = known_actions(kinds[comp])
+        if action not in known and parse_variant(action) is None:
+            errors.append((f"actions.{key}", f"unknown action {action!r} of {comp}; known: "
+                                              f"{', '.join(sorted(known))}"))
+    return errors
+
+
 def _fixed_entries(spec: _TableFile, acc: Accelerator) -> dict[tuple[str, str], Entry]:
     """The file's ``actions``, by instance name; an impl key applies to all its instances."""
     impls = {"pe_array": acc.arch.pe_array.impl, "dram": acc.arch.dram.impl,
              **{n: s.impl for n, s in acc.arch.buffers.items()},
              "vector_unit": acc.arch.vector_unit.impl if acc.arch.vector_unit else "simd"}
-    planned: list[tuple[int, list[str], str, _Fixed]] = []
+    planned: list[tuple[int, list[str], str, _Fixed, str]] = []
     for key, fx in spec.actions.items():
         comp, action = key.split(".")
         if comp in impls:
-            planned.append((1, [comp], action, fx))
+            planned.append((1, [comp], action, fx, comp))
         else:  # an impl name: every instance of it (none in this arch: nothing to do)
-            planned.append((0, [n for n, i in impls.items() if i == comp], action, fx))
+            planned.append((0, [n for n, i in impls.items() if i == comp], action, fx, comp))
     out: dict[tuple[str, str], Entry] = {}
-    for _, targets, action, fx in sorted(planned, key=lambda t: t[0]):
+    for _, targets, action, fx, comp_key in sorted(planned, key=lambda t: t[0]):
         node = fx.technology_nm or spec.technology_nm
         note = "" if node == spec.technology_nm else f" (given at {node:g} nm, scaled)"
         for name in targets:
             kind = kind_of(name, action)
             pj = fx.pj * scale_factor(node, spec.technology_nm) if kind == "dynamic" else fx.pj
-            out[(name, action)] = Entry(pj, f"{spec.name}: {fx.source}{note}", kind, fx.unit)
+            out[(name, action)] = Entry(pj, f"{spec.name}: {fx.source}{note}", kind, fx.unit,
+                                        f"energy table actions.{comp_key}.{action}")
     return out
 
 
-def table_for(arch: ArchConfig, acc: Accelerator | None = None) -> EnergyTable:
+def table_for(arch: ArchConfig, acc: Accelerator | None = None,
+              variants: Iterable[str] = ()) -> EnergyTable:
     """The table ``simulate`` uses: ``arch.energy_table``, else :data:`DEFAULT_TABLE`."""
     if arch.energy_table is not None and not resolve_path(arch.energy_table).is_file():
         raise ConfigError(arch.source, [("energy_table", f"{arch.energy_table!r} not found: "
                                                          f"give a path relative to the working "
                                                          f"directory or to {ARCH_CONFIGS}")])
-    return load_energy_table(arch.energy_table or DEFAULT_TABLE, arch, acc)
+    return load_energy_table(arch.energy_table or DEFAULT_TABLE, arch, acc, variants)

@@ -23,6 +23,13 @@ class Sram:
     array-side port delivers ``bandwidth_words`` words of ``word_bits`` per cycle; a tile
     whose operand traffic exceeds it is slowed to that bandwidth (the DMA fill port is
     separate and limited by DRAM).
+
+    ``banks``: the capacity is split into that many equal banks (EIE's 8 MB of weights are 64
+    banks of 128 KB, one per PE, Han et al. ISCA 2016 section IV). An access reads one bank,
+    so its energy is that of a ``size_kb / banks`` array (:mod:`simulator.cost.models`); area
+    is the full capacity. Assumption: accesses never conflict (each bank serves its own
+    requester, or the mapping interleaves them evenly), so ``bandwidth_words`` is the total
+    over all banks and no bank-conflict stall is modelled.
     """
 
     class Params(ParamsModel):
@@ -33,6 +40,7 @@ class Sram:
         bandwidth_words: Annotated[float, Field(ge=1e-3, allow_inf_nan=True),
                                    finite_at_most(1e9)]
         double_buffered: bool = True
+        banks: int = Field(default=1, gt=0, strict=True)
 
         def implausible(self) -> list[tuple[str, str]]:
             if math.isfinite(self.size_kb) and self.size_kb > 256 * 1024:

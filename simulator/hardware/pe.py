@@ -47,8 +47,12 @@ kind           K'              s      MACs / PE / cycle   actions (one GEMM)
 
 (``w̄``, ``ā``: the operand widths rounded up to a Bit Fusion brick width 2, 4 or 8.) Every kind
 adds ``codebook_read = MKN`` when the weights are shared through a codebook (Deep Compression,
-Han et al. ICLR 2016; EIE, ISCA 2016). Zero operands are *not* removed here: gating and skipping
-are the sparsity model's business, applied on top of these dense counts.
+Han et al. ICLR 2016; EIE, ISCA 2016). A kind reduces ``pack`` operand pairs per PE-step (a
+packed word): its accumulator is read and written, and its partial sum moves, once per word
+(:mod:`simulator.cost.actions`). ``number_format`` (``int``, ``fp``, ``bfp``) is the datapath's
+arithmetic; a layer whose values are floating point needs an ``fp`` PE. Zero operands are
+*not* removed here: gating and skipping are the sparsity model's business, applied on top of
+these dense counts.
 
 :mod:`simulator.validation.reference` moves real operands through a cycle-stepped array built
 from these kinds and checks both the arithmetic and these closed forms.
@@ -145,6 +149,12 @@ class PEKind:
     def macs_per_pe_per_cycle(self, weight_bits: int, act_bits: int) -> float:
         return self.pack(weight_bits, act_bits) / self.stream_cycles_per_value(weight_bits,
                                                                                act_bits)
+
+    @property
+    def number_format(self) -> str:
+        """The arithmetic of the datapath: ``int``, ``fp`` or ``bfp`` (energy and area curves
+        follow it, :mod:`simulator.cost.models`)."""
+        return "int"
 
     def weight_storage_bits(self, weight_bits: int) -> float:
         """Bits a weight occupies in memory (``bfp`` adds its share of the block exponent)."""

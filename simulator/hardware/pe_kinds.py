@@ -8,7 +8,7 @@ Fusion bricks) and ``bfp`` (block floating point), each citing its paper.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -20,24 +20,37 @@ from simulator.hardware.pe import INTEGER_SCHEMES, PE_KINDS, PEKind, register_ki
 class MacPE(PEKind):
     """Integer or floating-point multiply-accumulate, one per cycle (the SCALE-Sim PE).
 
-    Integer operands up to 32 bits; floating point at 8, 16 or 32 bits. Energy by width:
-    Horowitz, ISSCC 2014 (reference/energy.md).
+    ``number_format``: ``int`` (default; operands up to 32 bits) or ``fp`` (8, 16 or 32 bits;
+    the accumulator is an ``acc_bits`` floating-point adder). A layer with floating-point
+    values (scheme ``fp``) needs an ``fp`` PE; an ``fp`` PE also runs integer layers. Energy
+    and area by format and width: Horowitz, ISSCC 2014 (reference/energy.md).
     """
 
     citation = "Horowitz, 'Computing's energy problem', ISSCC 2014"
     weight_schemes = INTEGER_SCHEMES | {"fp"}
     act_schemes = frozenset({"int", "binary", "fp"})
 
+    class Params(BaseModel):
+        model_config = ConfigDict(extra="forbid", frozen=True)
+        number_format: Literal["int", "fp"] = "int"
+
+    @property
+    def number_format(self) -> str:
+        return str(self.params.number_format)  # type: ignore[attr-defined]
+
     def _problems(self, weight_bits: int, act_bits: int, weight_scheme: str,
                   act_scheme: str) -> list[str]:
         out = []
         for what, bits, scheme in (("weight_bits", weight_bits, weight_scheme),
                                    ("act_bits", act_bits, act_scheme)):
-            if scheme == "fp" and bits not in (8, 16, 32):
+            if scheme == "fp" and self.number_format != "fp":
+                out.append(f"its {what[:-5]} values are floating point but the PE has "
+                           "number_format 'int' (use pe: {impl: mac, number_format: fp})")
+            elif scheme == "fp" and bits not in (8, 16, 32):
                 out.append(f"floating-point {what} must be 8, 16 or 32 (got {bits})")
             elif bits > 32:
                 out.append(f"{what} must be at most 32 (got {bits})")
-        return out
+        return list(dict.fromkeys(out))
 
 
 @register_kind("shift")
@@ -238,6 +251,10 @@ class BfpPE(PEKind):
             return [f"mantissas (with sign) must be 2..16 bits (got weight_bits={weight_bits}, "
                     f"act_bits={act_bits})"]
         return []
+
+    @property
+    def number_format(self) -> str:
+        return "bfp"
 
     def weight_storage_bits(self, weight_bits: int) -> float:
         p: Any = self.params

@@ -1,10 +1,23 @@
 """Nonzero masks of a layer's operands in the GEMM view: real ones from a trace, or seeded
 random ones for operands that carry only a density.
 
-An operand with only a density gets independent Bernoulli nonzeros, seeded with the network
-seed xor CRC-32 of ``"<layer>/<operand>"``, so results are deterministic. Activation masks
-are expanded to the im2col view (``(groups, M, K)``), so a convolution's padding zeros appear
-as zeros, as the array sees them.
+An operand with only a density gets, seeded with the network seed xor CRC-32 of
+``"<layer>/<operand>"`` (deterministic results):
+
+* ``mask_model: iid`` (default): independent Bernoulli nonzeros. Every row and column then
+  holds the same expected count, which real pruned layers do not: it hides load imbalance.
+* ``mask_model: magnitude`` (weights): the mask magnitude pruning leaves on a layer whose
+  output rows and input columns have uneven weight scales. Weight ``(k, n)`` is
+  ``s_n u_k z`` with ``z ~ N(0, 1)`` and log-normal scales ``log s_n ~ N(0, sigma_row^2)``,
+  ``log u_k ~ N(0, sigma_col^2)``; pruning keeps ``|w| > tau`` with ``tau`` set for the
+  layer's density, so weight ``(k, n)`` survives with probability
+  ``erfc(tau / (sqrt(2) s_n u_k))``. ``sigma_row``/``sigma_col`` (:data:`MAGNITUDE_SIGMA`) are
+  the spreads of ``log`` row and column RMS of a real trained layer (the bundled digits-lenet's
+  fc1, :func:`scale_spread`, measured by ``analysis/row_lengths.py``); the model reproduces
+  that layer's measured row-length spread across densities (``analysis/row_lengths.md``).
+
+Activation masks are expanded to the im2col view (``(groups, M, K)``), so a convolution's
+padding zeros appear as zeros, as the array sees them.
 """
 
 from __future__ import annotations
@@ -14,6 +27,8 @@ import zlib
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+from scipy.optimize import brentq
+from scipy.special import erfc
 
 from simulator.mapping.schedule import MAX_MASK_ELEMENTS, check_size
 from simulator.workload.geometry import pair
@@ -46,12 +61,63 @@ def random_mask(shape: tuple[int, ...], density: float, seed: int) -> np.ndarray
     return out.reshape(shape)
 
 
+#: ``(sigma_row, sigma_col)``: std of log row / column RMS of digits-lenet fc1 (64 x 128),
+#: trained on scikit-learn's digits (simulator.frontend.digits, seed 0); regenerated and
+#: checked by analysis/row_lengths.py and tests/test_frontend_digits.py.
+MAGNITUDE_SIGMA = (0.4386, 0.2919)
+
+
+def scale_spread(weight: np.ndarray) -> tuple[float, float]:
+    """``(sigma_row, sigma_col)`` of a ``(out, in)`` weight matrix: the standard deviations
+    of the log RMS of its rows (output neurons) and of its columns (inputs)."""
+    w = np.asarray(weight, dtype=np.float64).reshape(weight.shape[0], -1)
+    rows = np.log(np.sqrt((w**2).mean(axis=1)))
+    cols = np.log(np.sqrt((w**2).mean(axis=0)))
+    return float(rows.std()), float(cols.std())
+
+
+def magnitude_mask(shape: tuple[int, int, int], density: float, seed: int,
+                   sigma: tuple[float, float] = MAGNITUDE_SIGMA) -> np.ndarray:
+    """A ``(g, K, N)`` mask of magnitude pruning on uneven row/column scales (module
+    docstring), seeded; in chunks of about 4 M values."""
+    g, k, n = shape
+    rng = np.random.default_rng(seed)
+    out = np.empty(shape, dtype=bool)
+    step = max(1, (1 << 22) // max(n, 1))
+    for gi in range(g):
+        s_n = np.exp(sigma[0] * rng.standard_normal(n))
+        u_k = np.exp(sigma[1] * rng.standard_normal(k))
+        tau = _threshold(s_n, u_k, density)
+        inv = (tau / math.sqrt(2.0) / s_n).astype(np.float32)
+        for a in range(0, k, step):
+            p = erfc(np.outer((1.0 / u_k[a:a + step]).astype(np.float32), inv))
+            out[gi, a:a + step] = rng.random(p.shape, dtype=np.float32) < p
+    return out
+
+
+def _threshold(s_n: np.ndarray, u_k: np.ndarray, density: float) -> float:
+    """``tau`` with mean keep probability ``density`` over (up to 512 x 512 mid-quantile
+    order statistics of) the drawn scales."""
+    def grid(v: np.ndarray) -> np.ndarray:
+        v = np.sort(v)
+        q = min(len(v), 512)  # mid-quantiles: each point stands for len(v) / q of the draws
+        return v[((np.arange(q) + 0.5) * len(v) / q).astype(int)]
+
+    prod = np.outer(grid(u_k), grid(s_n)) * math.sqrt(2.0)
+    if density >= 1.0:
+        return 0.0
+    return float(math.exp(brentq(lambda lt: float(erfc(math.exp(lt) / prod).mean()) - density,
+                                 -30.0, 30.0)))
+
+
 def weight_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
     """The weight (filter) nonzero mask in GEMM view ``(count, K, N)``, or None if dense."""
     op = layer.weight
     if op.mask is None and op.density >= 1.0:
         return None
     g, k, n = layer.count, layer.K, layer.N
+    if op.mask is None and op.mask_model == "magnitude":
+        return magnitude_mask((g, k, n), op.density, mask_seed(seed, layer.name, "weight"))
     if op.mask is None:
         return random_mask(_bounded(layer, (g, k, n), "weight"), op.density,
                            mask_seed(seed, layer.name, "weight"))

@@ -79,6 +79,11 @@ class LayerMapping:
     stationary: str = "psum"
     #: partial-sum width in bits
     acc_bits: int = 32
+    #: operand pairs one PE reduces per step into one partial sum (a packed word: 64 for a
+    #: 64-bit XNOR word); accumulator actions are counted per word
+    values_per_word: int = 1
+    #: the arithmetic the layer runs in (``int``, ``fp``, ``bfp``): its MAC is priced so
+    number_format: str = "int"
 
 
 def chunks(size: int, lanes: int) -> np.ndarray:

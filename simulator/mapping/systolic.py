@@ -75,6 +75,9 @@ class ArithmeticKind(Protocol):
 
     def pack(self, weight_bits: int, act_bits: int) -> int: ...
 
+    @property
+    def number_format(self) -> str: ...
+
     def macs_per_pe_per_cycle(self, weight_bits: int, act_bits: int) -> float: ...
 
     def actions(self, M: int, K: int, N: int, weight_bits: int, act_bits: int,
@@ -218,10 +221,13 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     df, kind = array.dataflow, array.kind
     a_bits = layer.act_bits or array.act_bits
     w_bits = layer.weight_bits or array.weight_bits
-    # a codebook stores indices; the PE computes on the codebook's values (arch weight_bits)
-    value_bits = array.weight_bits if layer.weight.codebook_size else w_bits
+    # a codebook stores indices; the PE computes on the codebook's values, held in the PE's
+    # own number format (Operand.value_bits wide, else the array's weight_bits)
+    cb = layer.weight.codebook_size
+    value_bits = (layer.weight.value_bits or array.weight_bits) if cb else w_bits
     if layer.filter_is_weight:
-        kind.check(layer.name, value_bits, a_bits, layer.weight.scheme)
+        kind.check(layer.name, value_bits, a_bits, "int" if cb else layer.weight.scheme,
+                   layer.activation.scheme)
         f_bits = kind.weight_storage_bits(w_bits)
     else:
         kind.check(layer.name, a_bits, a_bits)
@@ -273,9 +279,11 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         filter_load_bytes=to_int(np.add.reduceat(cols["filter"], starts)),
         psum_load_bytes=to_int(np.add.reduceat(cols["psum"], starts)),
         store_bytes=to_int(np.add.reduceat(cols["store"], starts)))
+    # a packed kind's view holds K' = ceil(K / pack) words: SRAM reads count the elements
+    k_ratio = (layer.K if sv is None else sv.K) / view.K
     counts = {
-        "sram_ifmap_reads": int(plan.elems["ifmap"].sum()) * reps,
-        "sram_filter_reads": int(plan.elems["filter"].sum()) * reps,
+        "sram_ifmap_reads": round(int(plan.elems["ifmap"].sum()) * reps * k_ratio),
+        "sram_filter_reads": round(int(plan.elems["filter"].sum()) * reps * k_ratio),
         "sram_ofmap_writes": int(plan.elems["ofmap"].sum()) * reps,
         "sram_ofmap_reads": int(plan.ofmap_reads.sum()) * reps,
         "effectual_macs": sv.effectual_macs if sv else layer.macs,
@@ -293,6 +301,7 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
                         weight_density=sv.weight_density if sv else 1.0,
                         act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance,
                         macs_per_pe_per_cycle=kind.macs_per_pe_per_cycle(wb_op, a_bits),
+                        values_per_word=pack, number_format=kind.number_format,
                         weight_bits=value_bits if layer.filter_is_weight else a_bits,
                         act_bits=a_bits, pe_kind=kind.kind,
                         storage_bits={"ifmap": bits["ifmap"], "filter": bits["filter"]},

@@ -40,7 +40,11 @@ class Operand:
     for conv, ``(tokens, features)`` for linear, ``(batch, M, K)`` for matmul. ``structure``:
     ``"unstructured"``, ``"N:M"`` (e.g. ``"2:4"``), ``"channel"`` or ``"filter"``. ``scheme``:
     the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``).
-    ``codebook_size``: entries of a weight-sharing codebook (values stored as indices).
+    ``codebook_size``: entries of a weight-sharing codebook (values stored as indices, ``bits``
+    = ``ceil(log2 codebook_size)``). ``value_bits``: width of the decoded values the multiplier
+    sees (the codebook's entries; ``None``: the PE array's ``weight_bits``). ``mask_model``:
+    how a mask is drawn for an operand that carries only a density (``iid`` or ``magnitude``,
+    :mod:`simulator.mapping.masks`).
     """
 
     bits: int | None = None
@@ -49,6 +53,8 @@ class Operand:
     structure: str = "unstructured"
     scheme: str = "int"
     codebook_size: int | None = None
+    value_bits: int | None = None
+    mask_model: str = "iid"
 
 
 @dataclass(frozen=True, slots=True)

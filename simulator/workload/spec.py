@@ -58,7 +58,10 @@ class _GemmSpec(_Spec):
 
     Densities without masks get seeded random masks at simulation time
     (:mod:`simulator.sparsity`); ``codebook_size`` stores weights as ``ceil(log2 k)``-bit
-    indices into a k-entry codebook (Deep Compression).
+    indices into a k-entry codebook (Deep Compression); with it, ``weight_bits`` is the width
+    of the codebook's entries (the decoded weights the multiplier sees; default: the PE's).
+    ``weight_mask_model``: how a density-only weight mask is drawn (``iid``; ``magnitude``:
+    uneven rows and columns as magnitude pruning leaves them, :mod:`simulator.mapping.masks`).
     """
 
     weight_bits: Bits | None = None
@@ -68,6 +71,7 @@ class _GemmSpec(_Spec):
     weight_structure: str = "unstructured"
     weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"] = "int"
     codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
+    weight_mask_model: Literal["iid", "magnitude"] = "iid"
 
     @field_validator("weight_structure", mode="before")
     @classmethod
@@ -80,18 +84,21 @@ class _GemmSpec(_Spec):
         raise ValueError(f"must be unstructured, filter, channel or 'N:M' (got {v!r})")
 
     def weight_operand(self) -> Operand:
-        bits = self.weight_bits
+        bits, value_bits = self.weight_bits, None
         if self.codebook_size is not None:
             bits = max(1, math.ceil(math.log2(self.codebook_size)))
+            value_bits = self.weight_bits
         return Operand(bits=bits, density=self.weight_density, structure=self.weight_structure,
-                       scheme=self.weight_scheme, codebook_size=self.codebook_size)
+                       scheme=self.weight_scheme, codebook_size=self.codebook_size,
+                       value_bits=value_bits, mask_model=self.weight_mask_model)
 
     def act_operand(self) -> Operand:
         return Operand(bits=self.act_bits, density=self.act_density)
 
 
 _COMPRESSION_FIELDS = {"name", "op", "weight_bits", "act_bits", "weight_density", "act_density",
-                       "weight_structure", "weight_scheme", "codebook_size"}
+                       "weight_structure", "weight_scheme", "codebook_size",
+                       "weight_mask_model"}
 
 
 class Conv2dSpec(_GemmSpec):
