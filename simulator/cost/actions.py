@@ -4,9 +4,12 @@ Energy is computed afterwards as counts x an :class:`~simulator.cost.table.Energ
 (STYLE.md rule 2), so changing the technology never touches this module. Components are named
 by instance: ``pe_array``, ``vector_unit``, ``ifmap``, ``filter``, ``ofmap``, ``dram``.
 
-**Arithmetic** (``pe_array``). ``mac``: multiply-accumulates that fire (all MACs minus the
-skipped and the gated ones: a zero operand that is neither skipped nor gated costs a full MAC;
-a PE kind's own operations instead, scaled the same way); ``mac_gated``: MACs
+**Arithmetic** (``pe_array``). ``dequantize``: one per weight (or KV-cache) value read into
+the array when the operand is stored quantised and computed at the activation precision
+(``Operand.dequantize``: ``s (q - z)`` at the array edge). ``mac``: multiply-accumulates
+that fire (all MACs minus the skipped and the gated ones: a zero operand that is neither
+skipped nor gated costs a full MAC; a PE kind's own operations instead, scaled the same way);
+``mac_gated``: MACs
 whose zero operand was detected and gated (no cycle saved, little energy; Eyeriss);
 ``mac_idle``: PE-cycles of the layer's compute time in which a PE did no MAC at all,
 ``n_pes * compute_cycles - mac - mac_gated`` (fold fill and drain, unused rows/columns).
@@ -101,6 +104,8 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
         fired = layer.macs - int(c.get("skipped_macs", 0)) - gated
         scheduled = fired + gated
         out.update(_arith(layer, c, fired, gated))
+        if c.get("dequantized_values"):  # weight-only / KV-cache quantisation
+            out[("pe_array", "dequantize")] = int(c["dequantized_values"])
         out[("pe_array", "mac_idle")] = max(0, acc.pe_array.n_pes * mapping.compute_cycles
                                             - scheduled)
         edge = {"ifmap": reads["ifmap"], "filter": reads["filter"], "psum": writes}
@@ -122,7 +127,8 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
         bits.update({op: math.ceil(b) for op, b in mapping.storage_bits.items()})
     else:
         out[("vector_unit", "vector_op")] = int(layer.vector_ops)
-        bits = {"ifmap": act_bits, "filter": act_bits, "ofmap": act_bits}
+        bits = {"ifmap": act_bits, "filter": act_bits,
+                "ofmap": math.ceil(layer.output_bits or act_bits)}
     wb = {op: bufs[op].params.word_bits for op in ("ifmap", "filter", "ofmap")}
     out[("ifmap", "read")] = _words(reads["ifmap"], bits["ifmap"], wb["ifmap"])
     out[("ifmap", "write")] = _words(load["ifmap"], 8, wb["ifmap"])

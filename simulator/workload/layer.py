@@ -41,6 +41,13 @@ class Operand:
     ``"unstructured"``, ``"N:M"`` (e.g. ``"2:4"``), ``"channel"`` or ``"filter"``. ``scheme``:
     the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``).
     ``codebook_size``: entries of a weight-sharing codebook (values stored as indices).
+    ``scale_bits``: storage bits per value of the quantisation metadata stored with the tensor
+    (scales, zero points, group indices), e.g. an fp16 scale and a 4-bit zero point per group
+    of 128 weights is ``(16 + 4) / 128 = 0.15625``; it moves with the values (DRAM, SRAM).
+    ``dequantize``: the values are de-quantised (``s (q - z)``) to the other operand's precision
+    at the array edge before the MAC (weight-only quantisation, W4A16; a quantised KV cache):
+    MACs run at the activation precision and each value read into the array costs one
+    ``dequantize`` action.
     """
 
     bits: int | None = None
@@ -49,6 +56,8 @@ class Operand:
     structure: str = "unstructured"
     scheme: str = "int"
     codebook_size: int | None = None
+    scale_bits: float = 0.0
+    dequantize: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,9 @@ class Layer:
     ``count`` independent GEMMs of ``M x K @ K x N`` (conv groups x batched-matmul batch).
     ``weight`` describes the right operand (the filter; for a matmul, an activation) and
     ``activation`` the left one (the ifmap), each with bits, density and optional mask.
+    ``output_bits``: storage bits per output element when they differ from the activation
+    precision (a vector layer that quantises, e.g. appending to an 4-bit KV cache, incl. its
+    scales); ``None``: the activation bits.
     """
 
     name: str
@@ -75,6 +87,7 @@ class Layer:
     weight: Operand = field(default_factory=Operand)
     activation: Operand = field(default_factory=Operand)
     dims: Mapping[str, Any] = field(default_factory=dict)
+    output_bits: float | None = None
 
     @property
     def weight_bits(self) -> int | None:
