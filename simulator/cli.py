@@ -14,9 +14,10 @@ from rich.console import Console
 from simulator.arch.loader import load_arch
 from simulator.console import note_hidden, print_frame
 from simulator.cost.table_file import load_energy_table, table_for
-from simulator.errors import SimulatorError
-from simulator.files import check_output_dir, safe_name
+from simulator.errors import SimulatorError, WorkloadError
+from simulator.files import check_output_dir, read_yaml, safe_name
 from simulator.simulation import simulate
+from simulator.workload.llm import is_llm, parse_llm
 from simulator.workload.loader import load_workload
 from simulator.workload.topology import load_topology
 from simulator.workload.trace import check_trace_target, write_trace
@@ -29,6 +30,22 @@ RUN_COLUMNS = ["layer", "op", "total_cycles", "stall_cycles", "pe_utilisation", 
 TOTAL_COLUMNS = ["total_cycles", "latency_us", "energy_uj", "pe_utilisation", "macs",
                  "compute_cycles", "stall_cycles", "dram_read_bytes", "dram_write_bytes",
                  "mapping_efficiency", "layers"]
+
+
+def parse_input_shapes(values: tuple[str, ...]) -> dict[str, list[int]] | None:
+    """``("x=1,3,224,224",)`` -> ``{"x": [1, 3, 224, 224]}`` (a clear error otherwise)."""
+    out: dict[str, list[int]] = {}
+    for v in values:
+        name, _, dims = v.partition("=")
+        try:
+            shape = [int(d) for d in dims.replace("x", ",").split(",")]
+        except ValueError:
+            shape = []
+        if not name or not shape or min(shape) <= 0:
+            raise SimulatorError(f"--input-shape {v!r}: expected NAME=DIMS with positive "
+                                 f"integers, e.g. x=1,3,224,224")
+        out[name] = shape
+    return out or None
 
 
 def default_cache_dir() -> Path:
@@ -76,13 +93,37 @@ def main() -> None:
                                 "many as fit the terminal).")
 @click.option("--ofmap-rounding", type=click.Choice(["scalesim", "floor"]), default="scalesim",
               show_default=True, help="Output-size rule for SCALE-Sim topology CSVs.")
+@click.option("--recipe", help="LLM specs only: a recipe (file or bundled name) to apply.")
+@click.option("--prefill-tokens", type=click.IntRange(min=1), default=512, show_default=True,
+              help="Hugging Face model directories: prompt length.")
+@click.option("--decode-steps", type=click.IntRange(min=1), default=128, show_default=True,
+              help="Hugging Face model directories: generated tokens.")
 def run(arch: Path, workload: Path, output: Path | None, name: str | None, fmt: str,
-        columns: str | None, ofmap_rounding: str) -> None:
-    """Simulate WORKLOAD (network spec .yaml, trace, SCALE-Sim .csv) on ARCH (.yaml or .cfg)."""
+        columns: str | None, ofmap_rounding: str, recipe: str | None, prefill_tokens: int,
+        decode_steps: int) -> None:
+    """Simulate WORKLOAD (network or LLM spec .yaml, trace, SCALE-Sim .csv, or a Hugging Face
+    model directory with a config.json) on ARCH (.yaml or .cfg)."""
     if output is not None:
         check_output_dir(output)  # before any work
     spec = load_arch(arch)
     _warn(str(arch), spec.warnings)
+    llm = None
+    if workload.is_dir() and (workload / "config.json").is_file():
+        from simulator.frontend.hf import llm_spec_from_hf
+
+        llm = llm_spec_from_hf(workload, prefill_tokens=prefill_tokens,
+                               decode_steps=decode_steps)
+    elif workload.suffix.lower() in (".yaml", ".yml") and workload.is_file():
+        data = read_yaml(workload, WorkloadError)
+        if is_llm(data):
+            llm = parse_llm(data, str(workload))
+    if llm is not None:
+        run_llm(spec, llm, recipe, output, fmt,
+                name if name is not None else f"{_stem(arch)}__{_stem(workload)}")
+        return
+    if recipe is not None:
+        raise SimulatorError(f"--recipe applies to LLM specs; compress {workload} with "
+                             f"`approxsim compress` instead")
     report = simulate(spec, load_workload(workload, ofmap_rounding=ofmap_rounding))
     chosen = None
     if columns is not None:
@@ -117,6 +158,36 @@ def run(arch: Path, workload: Path, output: Path | None, name: str | None, fmt: 
         totals = pd.DataFrame([{k: report.totals[k] for k in TOTAL_COLUMNS}])
         note_hidden(console, print_frame(console, totals, "totals"))
         print_energy(console, report)
+
+
+def run_llm(arch: Any, spec: Any, recipe: str | None, output: Path | None, fmt: str,
+            name: str) -> None:
+    """Simulate an LLM spec's phases; print its figures (and write them with ``-o``)."""
+    from simulator.llm import simulate_llm
+
+    if recipe is not None:
+        from simulator.frontend.llm_recipe import apply_recipe
+        from simulator.frontend.recipe import load_recipe
+
+        spec = apply_recipe(spec, load_recipe(recipe))
+    rep = simulate_llm(arch, spec)
+    metrics = pd.DataFrame([rep.metrics])
+    if output is not None:
+        paths = rep.write(output, name=name)
+        click.echo(f"wrote {paths[0].parent}/ ({', '.join(p.name for p in paths)})", err=True)
+    if fmt == "csv":
+        click.echo(metrics.to_csv(index=False), nl=False)
+        return
+    if fmt == "json":
+        click.echo(metrics.to_json(orient="records", indent=2))
+        return
+    console = Console()
+    cols = ["phase", "generated_tokens", "macs", "total_cycles", "latency_s", "dram_read_bytes",
+            "weight_read_bytes", "weight_traffic_share", "energy_pj"]
+    note_hidden(console, print_frame(console, rep.phases[cols], f"{rep.model} on {rep.arch}"))
+    note_hidden(console, print_frame(console, metrics.drop(columns=["model"]), "LLM figures"))
+    for note in rep.notes:
+        click.echo(f"note: {note}", err=True)
 
 
 def print_energy(console: Console, report: Any) -> None:
@@ -210,13 +281,27 @@ def validate_scalesim(configs: tuple[Path, ...], topology: Path | None) -> None:
               show_default="$XDG_CACHE_HOME/approxsim or ~/.cache/approxsim",
               help="Where the bundled model keeps its trained weights "
                    "(env APPROXSIM_CACHE_DIR).")
-def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path) -> None:
+@click.option("--input-shape", "input_shapes", multiple=True, metavar="NAME=DIMS",
+              help="ONNX: fix a graph input's shape, e.g. x=1,3,224,224 (repeatable).")
+@click.option("--calibration", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="Calibration inputs (.npy, first axis = examples): activation zeros, "
+                   "activation scales, agreement with the uncompressed model.")
+@click.option("--test-data", type=click.Path(path_type=Path, exists=True, dir_okay=False),
+              help="ONNX: a labelled test set (.npz with arrays x and y) for top-1 accuracy.")
+@click.option("--no-finetune", is_flag=True,
+              help="Drop the recipe's fine-tuning (post-training result; needed on ONNX).")
+def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path,
+             input_shapes: tuple[str, ...], calibration: Path | None, test_data: Path | None,
+             no_finetune: bool) -> None:
     """Compress MODEL with RECIPE and write the workload trace.
 
     MODEL is a bundled name (digits-lenet), 'package.module:factory' (returning a torch module,
     or a (module, TaskData) pair) or an .onnx file. RECIPE is a recipe YAML or the name of a
     bundled one (workloads/recipes/).
     """
+    import dataclasses
+
+    import numpy as np
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from simulator.frontend import compress as run_compress
@@ -224,6 +309,17 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path) 
 
     rec = load_recipe(recipe)  # every error of the recipe before any model is loaded
     check_trace_target(output)  # and of the output path
+    if no_finetune:
+        rec = dataclasses.replace(rec, finetune=rec.finetune.model_copy(update={"epochs": 0}))
+    shapes = parse_input_shapes(input_shapes)
+    calib = np.load(calibration) if calibration is not None else None
+    test = None
+    if test_data is not None:
+        with np.load(test_data) as z:
+            if not {"x", "y"} <= set(z.files):
+                raise SimulatorError(f"{test_data}: expected arrays 'x' and 'y' (has "
+                                     f"{sorted(z.files)})")
+            test = (z["x"], z["y"])
     console = Console()
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   console=Console(stderr=True), transient=True) as bar:
@@ -238,11 +334,16 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path) 
         if isinstance(net, Path):
             from simulator.frontend.onnx import compress_onnx
 
-            result = compress_onnx(net, rec)
+            result = compress_onnx(net, rec, shapes, calibration=calib, test=test, seed=seed)
         else:
+            if data is None and calib is not None:
+                from simulator.frontend.training import unlabelled
+
+                data = unlabelled(calib, f"{calibration}")
             if data is None:
                 raise SimulatorError(f"model {model!r}: the factory returned no data; return "
-                                     f"(module, simulator.frontend.training.TaskData)")
+                                     f"(module, simulator.frontend.training.TaskData) or pass "
+                                     f"--calibration inputs.npy")
             result = run_compress(net, rec, data, name=name, progress=progress, seed=seed)
     note_hidden(console, print_frame(console, result.table(),
                                      f"{name}: {rec.name} (before -> after)"))
@@ -253,4 +354,10 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path) 
         click.echo(f"accuracy on {acc.dataset}, {acc.samples} samples: baseline "
                    f"{acc.baseline:.2%}, compressed {acc.compressed:.2%} "
                    f"({(acc.compressed - acc.baseline) * 100:+.2f} points)")
+    if acc is not None and acc.agreement is not None:
+        click.echo(f"agreement with the uncompressed model ({acc.samples} samples, no labels"
+                   f" used): top-1 {acc.agreement:.2%}, output cosine {acc.output_cosine:.4f}")
+    if acc is not None and acc.perplexity is not None:
+        click.echo(f"perplexity: baseline {acc.perplexity[0]:.3f}, compressed "
+                   f"{acc.perplexity[1]:.3f}")
     click.echo(f"wrote {write_trace(result.trace, output)}")

@@ -4,8 +4,11 @@ Energy is computed afterwards as counts x an :class:`~simulator.cost.table.Energ
 (STYLE.md rule 2), so changing the technology never touches this module. Components are named
 by instance: ``pe_array``, ``vector_unit``, ``ifmap``, ``filter``, ``ofmap``, ``dram``.
 
-**Arithmetic** (``pe_array``). ``mac``: multiply-accumulates that fire (all MACs minus the
-skipped and the gated ones: a zero operand that is neither skipped nor gated costs a full MAC;
+**Arithmetic** (``pe_array``). ``dequantize``: one per weight (or KV-cache) value read into
+the array when the operand is stored quantised and computed at the activation precision
+(``Operand.dequantize``: ``s (q - z)`` at the array edge). ``mac``: multiply-accumulates
+that fire (all MACs minus the skipped and the gated ones: a zero operand that is neither
+skipped nor gated costs a full MAC;
 a PE kind's own operations instead, scaled the same way; an engine that computes products
 that land on no output, as SCNN's Cartesian product does, reports them in
 ``computed_macs`` and they fire too); ``mac_gated``: MACs whose zero operand was detected and
@@ -85,7 +88,7 @@ LEAKY = ("pe_array", "vector_unit", "ifmap", "filter", "ofmap")
 #: ``pe_array`` adds each PE kind's own arithmetic (:func:`known_actions`).
 ACTIONS: dict[str, frozenset[str]] = {
     "pe_array": frozenset({"mac", "mac_gated", "mac_idle", "codebook_read", "leak_cycle",
-                           "halo_psum"}
+                           "halo_psum", "dequantize"}
                           | {f"{op}_rf_{rw}" for op in ("ifmap", "filter", "psum")
                              for rw in ("read", "write")}
                           | {f"{op}_hop" for op in ("ifmap", "filter", "psum")}),
@@ -166,6 +169,8 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
         fired = computed - gated
         scheduled = fired + gated
         out.update(_arith(layer, c, fired, gated, precision_suffix(mapping, pe)))
+        if c.get("dequantized_values"):  # weight-only / KV-cache quantisation
+            out[("pe_array", "dequantize")] = int(c["dequantized_values"])
         busy = scheduled / mapping.macs_per_pe_per_cycle
         out[("pe_array", "mac_idle")] = max(0, round(pe.n_pes * mapping.compute_cycles - busy))
         pack = mapping.values_per_word
@@ -193,7 +198,8 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
         bits.update(mapping.storage_bits)
     else:
         out[("vector_unit", "vector_op")] = int(layer.vector_ops)
-        bits = {"ifmap": act_bits, "filter": act_bits, "ofmap": act_bits}
+        bits = {"ifmap": act_bits, "filter": act_bits,
+                "ofmap": math.ceil(layer.output_bits or act_bits)}
     wb = {op: bufs[op].params.word_bits for op in ("ifmap", "filter", "ofmap")}
     extra = {op: float(c.get(f"sram_{op}_read_bits", 0)) for op in ("ifmap", "filter", "ofmap")}
     out[("ifmap", "read")] = _words(1, reads["ifmap"] * bits["ifmap"] + extra["ifmap"],

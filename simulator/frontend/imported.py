@@ -18,6 +18,18 @@ class ImportedLayer:
     act_density: float
     act_mask: np.ndarray | None
     weight: np.ndarray | None = None
+    #: the model parameter the weight is (``fc1.weight``), when a recipe may change it
+    param: str | None = None
+    #: the parameter is stored transposed to ``weight`` (``(in, out)``, GPT-2's Conv1D)
+    transposed: bool = False
+    #: the weight is rows ``[start, stop)`` of the parameter (a packed projection)
+    rows: tuple[int, int] | None = None
+    #: operand fields read from the model itself (bits, scheme, scale_bits of a quantised one)
+    fields: dict[str, Any] = field(default_factory=dict)
+    #: activation bits read from the model (a quantised input), else None
+    act_bits: int | None = None
+    #: the module whose forward ran the operator ("" for the model itself)
+    module: str = ""
 
 
 @dataclass

@@ -41,6 +41,8 @@ class Compressed:
     scheme: str | None = None
     bits: int | None = None
     codebook_size: int | None = None
+    scale_bits: float | None = None
+    dequantize: bool | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 

@@ -11,10 +11,15 @@ steps:                   # in order: lowrank, prune, share, quantise, activation
   - {method: fixed_point, bits: 8}
   - {method: act_fixed_point, bits: 8}
 ```
-``layers`` (default ``"*"``: every conv / linear layer) and ``exclude`` are shell-style
-patterns over layer names; each must match at least one layer. Parameters are validated
-against the method's ``Params`` model: every error at once, each with its path
-(``steps[1].bits``).
+``layers`` (default ``"*"``: every layer computed with a model weight) and ``exclude`` are
+*selectors*, one or a list: a shell-style pattern over layer names (``"conv*"``), or a mapping
+``{type: conv2d | linear | matmul}`` (the layer's op), ``{position: first | last}`` (the first /
+last weight layer the forward pass runs) or ``{pattern: "..."}``; so a recipe travels between
+models (``exclude: {position: first}`` keeps whatever the first layer is called dense). Every
+selector must match at least one layer (a typo is an error, never a silent no-op), unless it
+says ``optional: true`` (``{type: conv2d, optional: true}`` on a model without convolutions).
+Parameters are validated against the method's ``Params`` model: every error at once, each with
+its path (``steps[1].bits``).
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import ConfigError
 from simulator.files import read_yaml
+from simulator.frontend import group_quant  # noqa: F401  (registers its methods)
 from simulator.frontend.methods import METHODS, STAGES, Method, Params
 from simulator.registry import pydantic_errors
 
@@ -54,6 +60,29 @@ class _RecipeFile(BaseModel):
     steps: Annotated[list[Any], Field(min_length=1)]
 
 
+SELECTOR_TYPES = ("conv2d", "linear", "matmul")
+POSITIONS = ("first", "last")
+
+
+@dataclass(frozen=True, slots=True)
+class Selector:
+    """One layer selector: ``kind`` is ``pattern``, ``type`` or ``position``."""
+
+    kind: str
+    value: str
+    optional: bool = False
+
+    def __str__(self) -> str:
+        return repr(self.value) if self.kind == "pattern" else f"{{{self.kind}: {self.value}}}"
+
+    def hit(self, name: str, alias: str, index: int, count: int, op: str | None) -> bool:
+        if self.kind == "pattern":
+            return fnmatch.fnmatchcase(name, self.value) or fnmatch.fnmatchcase(alias, self.value)
+        if self.kind == "type":
+            return op == self.value
+        return index == (0 if self.value == "first" else count - 1)
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One validated recipe step."""
@@ -61,32 +90,39 @@ class Step:
     index: int
     method: Method
     params: Params
-    layers: tuple[str, ...]
-    exclude: tuple[str, ...]
+    layers: tuple[Selector, ...]
+    exclude: tuple[Selector, ...]
 
     @property
     def path(self) -> str:
         return f"steps[{self.index}]"
 
     def targets(self, names: Sequence[str], source: str,
-                aliases: Mapping[str, str] | None = None) -> list[str]:
-        """The layers of ``names`` this step applies to: matched by ``layers`` and not by
-        ``exclude`` (a name matches through itself or its alias, e.g. the original layer a
-        low-rank split came from). A pattern that matches no layer is a :class:`RecipeError`
-        naming the step's field and listing the layers (``source``: the recipe file)."""
+                aliases: Mapping[str, str] | None = None,
+                ops: Mapping[str, str] | None = None) -> list[str]:
+        """The layers of ``names`` (in execution order) this step applies to: matched by
+        ``layers`` and not by ``exclude`` (a name matches through itself or its alias, e.g. the
+        original layer a low-rank split came from; ``ops`` gives each layer's op for ``type``
+        selectors). A selector that matches no layer is a :class:`RecipeError` naming the
+        step's field and listing the layers (``source``: the recipe file)."""
         alias = aliases or {}
+        kinds = ops or {}
+        n = len(names)
 
-        def hit(name: str, pats: tuple[str, ...]) -> bool:
-            return any(fnmatch.fnmatchcase(name, p) or fnmatch.fnmatchcase(alias.get(name, name), p)
-                       for p in pats)
+        def hit(i: int, name: str, sels: tuple[Selector, ...]) -> bool:
+            return any(sel.hit(name, alias.get(name, name), i, n, kinds.get(name))
+                       for sel in sels)
 
-        errors = [(f"{self.path}.{field}", f"layer {pat!r} not found; the model's layers are "
-                                           f"{', '.join(names)}")
-                  for field, pats in (("layers", self.layers), ("exclude", self.exclude))
-                  for pat in pats if not any(hit(n, (pat,)) for n in names)]
+        errors = [(f"{self.path}.{field}", f"selector {sel} not found (it matches no layer); "
+                                           f"the model's layers are "
+                                           f"{', '.join(names) or '(none)'}")
+                  for field, sels in (("layers", self.layers), ("exclude", self.exclude))
+                  for sel in sels if not sel.optional
+                  and not any(hit(i, nm, (sel,)) for i, nm in enumerate(names))]
         if errors:
             raise RecipeError(source, errors)
-        return [n for n in names if hit(n, self.layers) and not hit(n, self.exclude)]
+        return [nm for i, nm in enumerate(names)
+                if hit(i, nm, self.layers) and not hit(i, nm, self.exclude)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,14 +137,30 @@ class Recipe:
     source: str = "<dict>"
 
 
-def _patterns(value: Any, path: str, errors: list[tuple[str, str]]) -> tuple[str, ...]:
-    if isinstance(value, str) and value:
-        return (value,)
-    if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
-        return tuple(value)
-    errors.append((path, f"must be a layer-name pattern or a non-empty list of them "
-                         f"(got {value!r})"))
-    return ()
+def _selectors(value: Any, path: str, errors: list[tuple[str, str]]) -> tuple[Selector, ...]:
+    items = value if isinstance(value, list) else [value]
+    out = []
+    for i, item in enumerate(items):
+        where = f"{path}[{i}]" if isinstance(value, list) else path
+        if isinstance(item, str) and item:
+            out.append(Selector("pattern", item))
+            continue
+        if isinstance(item, Mapping):
+            keys = [k for k in ("pattern", "type", "position") if k in item]
+            extra = sorted(set(item) - {"pattern", "type", "position", "optional"})
+            val = item.get(keys[0]) if len(keys) == 1 else None
+            opt = item.get("optional", False)
+            ok = {"pattern": isinstance(val, str) and bool(val), "type": val in SELECTOR_TYPES,
+                  "position": val in POSITIONS}
+            if len(keys) == 1 and not extra and ok[keys[0]] and isinstance(opt, bool):
+                out.append(Selector(keys[0], str(val), opt))
+                continue
+        errors.append((where, f"must be a layer-name pattern or a mapping with one of "
+                              f"pattern: '...', type: {' | '.join(SELECTOR_TYPES)}, position: "
+                              f"first | last (and optional: true|false) (got {item!r})"))
+    if not items:
+        errors.append((path, "must not be empty"))
+    return tuple(out)
 
 
 def parse_recipe(data: Any, source: str = "<dict>") -> Recipe:
@@ -127,8 +179,8 @@ def parse_recipe(data: Any, source: str = "<dict>") -> Recipe:
         if not isinstance(raw, Mapping):
             errors.append((path, f"must be a mapping with a `method` key (got {raw!r})"))
             continue
-        layers = _patterns(raw.get("layers", "*"), f"{path}.layers", errors)
-        exclude = () if raw.get("exclude") is None else _patterns(
+        layers = _selectors(raw.get("layers", "*"), f"{path}.layers", errors)
+        exclude = () if raw.get("exclude") is None else _selectors(
             raw["exclude"], f"{path}.exclude", errors)
         spec, errs = METHODS.validate(
             {k: v for k, v in raw.items() if k not in ("layers", "exclude")}, path)

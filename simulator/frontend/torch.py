@@ -1,141 +1,352 @@
-"""PyTorch importer: find a model's layers with forward hooks over a calibration batch.
+"""PyTorch importer: the ATen operators of one forward pass -> network-spec layers.
 
-Each supported leaf module becomes one network-spec layer with the *real* input shape it saw
-(conv2d, linear, maxpool/avgpool, global_avgpool), and the real zeros of its input: the
-activation density over the whole calibration batch and the nonzero mask of one representative
-example (the one whose density is closest to the batch's)
-(in the :class:`~simulator.workload.layer.Operand` layout). Weight masks are the module's zero
-weights, exactly. ReLU, batch norm, dropout, flatten and identity are fused or move no data
-and are listed in ``notes``; any other module holding parameters is an error (it would
-otherwise be silently dropped). Functional calls inside ``forward`` are invisible to hooks.
+**Why a dispatch-mode trace** (``torch.utils._python_dispatch.TorchDispatchMode``) rather than
+forward hooks or ``torch.export``: hooks see modules, not computation, so attention written
+as ``F.scaled_dot_product_attention`` or ``torch.matmul`` in a ``forward`` and
+``nn.MultiheadAttention`` (which never calls its ``out_proj``) vanished; ``torch.export``
+needs a graph-capturable model (no data-dependent Python, no quantised tensors), which many
+user models are not. The dispatch mode runs the model as it is, eagerly, and sees every ATen
+operator with its real tensors, in the order it runs; forward pre/post hooks on every module
+only keep the stack of modules the operator is called from, which names the layers.
+
+Every GEMM operator (:mod:`simulator.frontend.torch_ops`) becomes a layer with the shapes of
+**one example**: the trace runs on the first calibration example alone, so no rule about which
+dimension is the batch is needed (sequence-first encoders, MobileViT's patch folding). A
+second pass over the whole calibration batch measures each GEMM's input-activation density
+(matched by position: a model whose operators change with the batch size gets a note and the
+one-example densities). A layer computed with a model parameter is a ``linear`` / ``conv2d``
+named after the parameter (``fc1`` for ``fc1.weight``, ``attn.in_proj`` for
+``nn.MultiheadAttention``'s ``in_proj_weight``), which recipes select; other GEMMs are
+``matmul`` layers named ``<module>.<op>``. Vector operators in a leaf module call are fused
+into one vector layer named after the module (``ln_1``, ``relu1``); elsewhere each is its own
+layer (``layer1.0.add``). Views, creation ops and anything unknown are listed in the notes by
+operator, with their share of the model's MACs (from ``torch.utils.flop_counter``'s formulas,
+so an unknown computing operator shows).
 """
 
 from __future__ import annotations
 
+import weakref
+from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from simulator.errors import SimulatorError
+from simulator.frontend.aten import CREATION, POOLS, VIEWS
 from simulator.frontend.imported import ImportedLayer, ImportResult
-from simulator.workload.geometry import compact
-
-#: Modules folded into the preceding layer or moving no data (reported, not simulated).
-FUSED = (nn.ReLU, nn.ReLU6, nn.BatchNorm1d, nn.BatchNorm2d, nn.Dropout, nn.Flatten,
-         nn.Identity, nn.Softmax, nn.LogSoftmax)
-WEIGHTED = (nn.Conv2d, nn.Linear)
+from simulator.frontend.torch_layers import Rec, fuse, names
+from simulator.frontend.torch_ops import (
+    SDPA,
+    Found,
+    attention,
+    gemm,
+    native_mha,
+    pool,
+    quantized,
+    tensors,
+    torchao_fields,
+    vector,
+)
 
 
 class ModelTraceError(SimulatorError):
-    """A model cannot be traced into layers (unsupported module, failed forward pass)."""
+    """A model cannot be traced into layers (unsupported operator, failed forward pass)."""
 
 
-def layer_spec(name: str, mod: nn.Module, x: torch.Tensor) -> dict[str, Any]:
-    """The network-spec dict of ``mod`` given its input ``x`` (a batch)."""
-    if isinstance(mod, nn.Conv2d):
-        if isinstance(mod.padding, str) or mod.padding_mode != "zeros":
-            raise ModelTraceError(f"layer {name!r}: padding={mod.padding!r} / padding_mode="
-                                  f"{mod.padding_mode!r} is not supported (use integer zero "
-                                  f"padding)")
-        return {"name": name, "op": "conv2d", "in_channels": mod.in_channels,
-                "out_channels": mod.out_channels, "in_h": int(x.shape[-2]),
-                "in_w": int(x.shape[-1]), "kernel": compact(mod.kernel_size),
-                "stride": compact(mod.stride), "padding": compact(mod.padding),
-                "dilation": compact(mod.dilation), "groups": mod.groups}
-    if isinstance(mod, nn.Linear):
-        tokens = int(np.prod(x.shape[1:-1])) if x.dim() > 2 else 1
-        return {"name": name, "op": "linear", "in_features": mod.in_features,
-                "out_features": mod.out_features, "tokens": tokens}
-    if isinstance(mod, (nn.MaxPool2d, nn.AvgPool2d)):
-        if getattr(mod, "ceil_mode", False) or getattr(mod, "dilation", 1) not in (1, (1, 1)):
-            raise ModelTraceError(f"layer {name!r}: ceil_mode / dilation pooling is not "
-                                  f"supported")
-        op = "maxpool" if isinstance(mod, nn.MaxPool2d) else "avgpool"
-        return {"name": name, "op": op, "channels": int(x.shape[1]), "in_h": int(x.shape[-2]),
-                "in_w": int(x.shape[-1]), "kernel": compact(mod.kernel_size),
-                "stride": compact(mod.stride if mod.stride is not None else mod.kernel_size),
-                "padding": compact(mod.padding)}
-    if isinstance(mod, nn.AdaptiveAvgPool2d) and mod.output_size in (1, (1, 1)):
-        return {"name": name, "op": "global_avgpool", "channels": int(x.shape[1]),
-                "in_h": int(x.shape[-2]), "in_w": int(x.shape[-1])}
-    raise ModelTraceError(f"layer {name!r}: module type {type(mod).__name__} is not supported")
+class _Tracer(TorchDispatchMode):
+    """Records what every operator of a forward pass is (module docstring)."""
+
+    def __init__(self, model: nn.Module, stack: list[tuple[str, int]], one_example: bool) -> None:
+        super().__init__()
+        self.stack = stack
+        self.one_example = one_example
+        self.recs: list[Rec] = []
+        self.other: Counter[str] = Counter()
+        self.other_macs: Counter[str] = Counter()
+        self.views: Counter[str] = Counter()
+        self.const: dict[int, weakref.ref[torch.Tensor]] = {}
+        self.precomputed: Counter[str] = Counter()
+        self.mods = dict(model.named_modules())
+        self.leaves = {n for n, m in self.mods.items() if not any(True for _ in m.children())}
+        self.params: dict[int, list[str]] = {}
+        self.named = dict(model.named_parameters(remove_duplicate=False))
+        for pname, p in self.named.items():
+            self.params.setdefault(_storage(p), []).append(pname)
+
+    def is_param(self, t: Any) -> bool:
+        return isinstance(t, torch.Tensor) and _storage(t) in self.params
+
+    def mark(self, value: Any) -> None:
+        """Remember tensors computed from weights and constants only (precomputable once)."""
+        for t in tensors(value):
+            self.const[id(t)] = weakref.ref(t)
+
+    def is_const(self, value: Any) -> bool:
+        """All tensor inputs are weights, buffers or made from them (or there are none)."""
+        return all((r := self.const.get(id(t))) is not None and r() is t
+                   for t in tensors(value))
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: tuple[Any, ...] = (),
+                           kwargs: dict[str, Any] | None = None) -> Any:
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        name = func.__name__.split(".")[0]
+        ns = func.namespace
+        if self.is_const(list(args) + list(kwargs.values())):
+            self.mark(out)
+            if name not in VIEWS and name not in CREATION:
+                self.precomputed[f"{ns}.{name}"] += 1
+            return out  # on weights / constants only: done once, not per inference
+        module, call = self.stack[-1] if self.stack else ("", 0)
+        found: list[Found] | None
+        if ns == "quantized":
+            found = quantized(name, args)
+            if found is None:
+                one = vector(name, args, kwargs, out)
+                found = [one] if one is not None else None
+        elif name in SDPA:
+            found = attention(name, args, kwargs)
+        elif name == "_native_multi_head_attention":
+            found = native_mha(args, kwargs)
+        elif name in POOLS:
+            one = pool(name, args, out)
+            found = [one] if one is not None else None
+        elif name in VIEWS or name in CREATION:
+            self.views[name] += 1
+            return out
+        else:
+            found = gemm(name, args, self.is_param)
+            if found is None:
+                one = vector(name, args, kwargs, out)
+                found = [one] if one is not None else None
+        if found is None:
+            self.other[f"{ns}.{name}"] += 1
+            self.other_macs[f"{ns}.{name}"] += _flop_macs(func, args, kwargs, out)
+            return out
+        for f in found:
+            if self.one_example and f.batch != 1:
+                raise ModelTraceError(f"module {module or '<model>'!r}: a convolution runs on "
+                                      f"{f.batch} tensors for one input example (a batch "
+                                      f"made inside the model is not supported)")
+            self.recs.append(Rec(f, module, call, module in self.leaves,
+                                  self._param(f, module)))
+        return out
+
+    def _param(self, f: Found, module: str) -> str | None:
+        """The parameter a weight GEMM reads (the op's own module's, for tied weights), or the
+        ``weight`` of its leaf module when that module computes with a transformed copy of it
+        (fake-quantised weights: Brevitas, weight normalisation)."""
+        if f.kind != "gemm":
+            return None
+        if f.spec["op"] == "matmul":
+            return self._module_weight(f, module)
+        if f.source is None:  # torch.ao quantised modules: named after the module
+            return None
+        names = self.params.get(_storage(f.source))
+        if not names:
+            return self._module_weight(f, module)
+        own = [n for n in names if n.rpartition(".")[0] == module]
+        chosen = (own or names)[0]
+        p, w = self.named[chosen], f.weight
+        if w is None:
+            return chosen
+        # the parameter is stored as the weight (out, in) or transposed (GPT-2's Conv1D), or
+        # the weight is a block of its rows (nn.MultiheadAttention's packed in_proj_weight)
+        same = tuple(w.stride()) == tuple(p.stride())
+        if tuple(w.shape) == tuple(p.shape) and same:
+            return chosen
+        if tuple(w.shape) == tuple(p.shape)[::-1] and not same:
+            f.transposed = True
+            return chosen
+        if same and w.dim() >= 2 and tuple(w.shape[1:]) == tuple(p.shape[1:]):
+            start = (w.storage_offset() - p.storage_offset()) // p.stride(0)
+            f.rows = (start, start + int(w.shape[0]))
+            return chosen
+        return None
+
+    def _module_weight(self, f: Found, module: str) -> str | None:
+        mod = self.mods.get(module)
+        w = mod._parameters.get("weight") if mod is not None else None
+        if not isinstance(w, nn.Parameter):
+            return None
+        f.fields.update(torchao_fields(w))
+        qw = getattr(mod, "quant_weight", None)
+        if callable(qw):  # Brevitas: the bit width its weight quantiser applies
+            try:
+                with torch._C.DisableTorchFunction():
+                    f.fields["bits"] = int(qw().bit_width)
+            except Exception:  # a quantiser without a bit width: leave the bits unknown
+                pass
+        if f.spec["op"] == "conv2d":
+            return f"{module}.weight" if f.weight is not None and \
+                tuple(w.shape) == tuple(f.weight.shape) else None
+        if f.spec["op"] == "matmul" and f.spec["batch"] == 1 and f.act is not None:
+            m, k, n = f.spec["M"], f.spec["K"], f.spec["N"]
+            if tuple(w.shape) in ((n, k), (k, n)):
+                b = f.act  # rebuild as a linear layer on the module's weight
+                f.spec = {"op": "linear", "in_features": k, "out_features": n, "tokens": m}
+                f.label = "linear"
+                f.weight = w.detach().t() if tuple(w.shape) == (k, n) else w.detach()
+                f.transposed = tuple(w.shape) == (k, n) and k != n
+                f.act = b
+                return f"{module}.weight"
+        return None
 
 
-def _example_mask(spec: dict[str, Any], x: torch.Tensor) -> np.ndarray:
-    """The nonzero mask of the example whose density is closest to the batch's (first on ties)."""
-    nz = (x.detach() != 0).reshape(x.shape[0], -1).double().mean(dim=1)
-    pick = int(torch.argmin((nz - nz.mean()).abs()).item())
-    mask = x[pick].detach().cpu().numpy() != 0
-    if spec["op"] == "linear":
-        return mask.reshape(-1, spec["in_features"])
-    return mask
+def _storage(t: torch.Tensor) -> int:
+    try:
+        return int(t.untyped_storage().data_ptr())
+    except (RuntimeError, NotImplementedError):
+        return -1
 
 
-def is_supported(mod: nn.Module) -> bool:
-    return isinstance(mod, (*WEIGHTED, nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d))
+def _flop_macs(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: Any) -> int:
+    """MACs of an operator the importer does not simulate, by torch's flop formulas (0 when
+    torch has none: a non-computing operator)."""
+    from torch.utils.flop_counter import flop_registry
+
+    fn = flop_registry.get(func.overloadpacket)
+    if fn is None:
+        return 0
+
+    def shape(v: Any) -> Any:
+        return v.shape if isinstance(v, torch.Tensor) else v
+
+    try:
+        o = out if not isinstance(out, (list, tuple)) else out[0]
+        return int(fn(*[shape(a) for a in args], **{k: shape(v) for k, v in kwargs.items()},
+                      out_shape=shape(o))) // 2
+    except Exception:  # a formula that does not fit this call: count it as unknown
+        return 0
 
 
-def import_torch(model: nn.Module, calibration: torch.Tensor,
-                 on_batch: Callable[[], None] | None = None) -> ImportResult:
-    """Run ``model`` on the calibration batch and record its layers in execution order."""
-    found: list[ImportedLayer] = []
-    notes: list[str] = []
-    calls: dict[str, int] = {}
-    errors: list[str] = []
+def _run(model: nn.Module, x: Any, one_example: bool = True) -> _Tracer:
+    stack: list[tuple[str, int]] = []
+    calls = [0]
     handles = []
 
-    def hook(name: str) -> Callable[..., None]:
-        def record(mod: nn.Module, args: tuple[Any, ...]) -> None:
-            x = args[0]
-            calls[name] = calls.get(name, 0) + 1
-            label = name if calls[name] == 1 else f"{name}#{calls[name]}"
-            try:
-                spec = layer_spec(label, mod, x)
-            except ModelTraceError as exc:
-                errors.append(str(exc))
-                return
-            w = getattr(mod, "weight", None)
-            found.append(ImportedLayer(
-                label, spec, float(torch.count_nonzero(x).item() / x.numel()),
-                _example_mask(spec, x),
-                None if w is None else w.detach().cpu().numpy().copy()))
+    def push(name: str) -> Callable[..., None]:
+        def pre(mod: nn.Module, args: Any) -> None:
+            calls[0] += 1
+            stack.append((name, calls[0]))
+        return pre
 
-        return record
+    def pop(mod: nn.Module, args: Any, out: Any) -> None:
+        if stack:
+            stack.pop()
 
     for name, mod in model.named_modules():
-        if any(True for _ in mod.children()):
-            continue  # containers: their leaves are hooked
-        if is_supported(mod):
-            handles.append(mod.register_forward_pre_hook(hook(name)))
-        elif isinstance(mod, FUSED):
-            notes.append(f"{name} ({type(mod).__name__}): fused / no data movement, "
-                         f"not simulated")
-        elif any(True for _ in mod.parameters(recurse=False)):
-            errors.append(f"layer {name!r}: module type {type(mod).__name__} has parameters "
-                          f"but is not supported")
-        else:
-            notes.append(f"{name} ({type(mod).__name__}): not simulated (no supported op)")
+        if name:
+            handles.append(mod.register_forward_pre_hook(push(name)))
+            handles.append(mod.register_forward_hook(pop, always_call=True))
+    tracer = _Tracer(model, stack, one_example)
+    tracer.mark([*model.parameters(), *model.buffers()])
+    for p in model.parameters():  # a tensor subclass's inner tensors (torchao's qdata, scale)
+        if hasattr(p, "__tensor_flatten__"):
+            tracer.mark([getattr(p, n) for n in p.__tensor_flatten__()[0]])
     try:
-        if errors:
-            raise ModelTraceError("model cannot be traced:\n  " + "\n  ".join(errors))
-        model.eval()
-        with torch.no_grad():
-            try:
-                model(calibration)
-            except Exception as exc:  # a user model may raise anything
-                raise ModelTraceError(f"model failed on the calibration batch of shape "
-                                      f"{list(calibration.shape)}: {type(exc).__name__}: "
-                                      f"{exc}") from exc
-        if on_batch is not None:
-            on_batch()
+        with torch.no_grad(), tracer:
+            model(x)
+    except ModelTraceError:
+        raise
+    except Exception as exc:  # a user model may raise anything
+        shape = list(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+        raise ModelTraceError(f"model failed on the calibration batch (input of shape {shape}): "
+                              f"{type(exc).__name__}: {exc}") from exc
     finally:
         for h in handles:
             h.remove()
-    if errors:
-        raise ModelTraceError("model cannot be traced:\n  " + "\n  ".join(errors))
-    if not any(lay.spec["op"] in ("conv2d", "linear") for lay in found):
-        raise ModelTraceError("model has no Conv2d or Linear layer reached by forward()")
-    return ImportResult(found, notes)
+    return tracer
+
+
+def _density(t: torch.Tensor | None) -> float:
+    if t is None or t.numel() == 0:
+        return 1.0
+    t = t.dequantize() if t.is_quantized else t
+    return float(torch.count_nonzero(t).item() / t.numel())
+
+
+def _mask(f: Found) -> np.ndarray | None:
+    """The activation mask of one example in the layer's operand layout."""
+    if f.act is None or f.kind != "gemm":
+        return None
+    a = f.act.dequantize() if f.act.is_quantized else f.act
+    m = a.detach().cpu().numpy() != 0
+    op = f.spec["op"]
+    if op == "linear":
+        return m.reshape(-1, f.spec["in_features"])
+    if op == "matmul":
+        return m.reshape(f.spec["batch"], f.spec["M"], f.spec["K"]) if \
+            m.size == f.spec["batch"] * f.spec["M"] * f.spec["K"] else None
+    return m
+
+
+def import_torch(model: nn.Module, calibration: Any,
+                 on_batch: Callable[[], None] | None = None, batch_dim: int = 0) -> ImportResult:
+    """Trace ``model`` on the calibration inputs (module docstring) and return its layers.
+
+    ``batch_dim``: the dimension of ``calibration`` that indexes examples (1 for a
+    sequence-first ``(tokens, batch, features)`` encoder); the trace takes one example along it.
+    """
+    model.eval()
+    one = calibration.narrow(batch_dim, 0, 1) if isinstance(calibration, torch.Tensor) \
+        else calibration
+    tr = _run(model, one)
+    recs = fuse(tr.recs)
+    layer_names = names(recs)
+    notes: list[str] = []
+    layers = []
+    for name, r in zip(layer_names, recs, strict=True):
+        f = r.found
+        w = None
+        if f.weight is not None:
+            wt = f.weight.dequantize() if f.weight.is_quantized or hasattr(f.weight, "qdata") \
+                else f.weight
+            w = wt.detach().cpu().numpy().copy()
+        layers.append(ImportedLayer(name, {"name": name, **f.spec}, _density(f.act), _mask(f),
+                                    w, param=r.param, transposed=f.transposed, rows=f.rows,
+                                    fields=dict(f.fields), act_bits=f.act_bits,
+                                    module=r.module))
+        if f.note:
+            notes.append(f"{name}: {f.note}")
+    gemms = [la for la in layers if la.spec["op"] in ("conv2d", "linear", "matmul")]
+    if isinstance(calibration, torch.Tensor) and calibration.shape[batch_dim] > 1 and gemms:
+        full = _run(model, calibration, one_example=False)
+        batch = [r for r in fuse(full.recs) if r.found.kind == "gemm"]
+        if len(batch) == len(gemms):
+            for la, r in zip(gemms, batch, strict=True):
+                la.act_density = _density(r.found.act)
+        else:
+            notes.append(f"the model runs {len(batch)} GEMMs on the calibration batch but "
+                         f"{len(gemms)} on one example: activation densities are one "
+                         f"example's")
+    if on_batch is not None:
+        on_batch()
+    if not gemms:
+        raise ModelTraceError("model has no convolution, linear or matmul operator reached by "
+                              "forward()")
+    total = sum(_macs(la.spec) for la in gemms)
+    unknown = sum(tr.other_macs.values())
+    for op, n in sorted(tr.other.items()):
+        macs = tr.other_macs[op]
+        share = macs / (total + unknown) if total + unknown else 0.0
+        notes.append(f"not simulated: {op} x{n} ({macs:,} MACs, {share:.2%} of the model's)")
+    if tr.precomputed:
+        notes.append("not simulated (computed from weights and constants only, once, not per "
+                     "inference: weight fake-quantisation, RoPE tables, masks): "
+                     + ", ".join(f"{k} x{v}" for k, v in sorted(tr.precomputed.items())))
+    if tr.views:
+        notes.append("not simulated (views and tensor creation: no data movement, 0 MACs): "
+                     + ", ".join(f"{k} x{v}" for k, v in sorted(tr.views.items())))
+    return ImportResult(layers, notes)
+
+
+def _macs(spec: dict[str, Any]) -> int:
+    from simulator.workload.spec import parse_network
+
+    return parse_network({"name": "x", "layers": [{"name": "x", **spec}]}).layers[0].macs

@@ -19,7 +19,7 @@ from simulator.workload.spec import parse_network
 from simulator.workload.trace import Accuracy, Trace
 
 #: operand fields a compression method sets (:class:`~simulator.frontend.methods.Compressed`)
-FIELDS = ("structure", "scheme", "bits", "codebook_size")
+FIELDS = ("structure", "scheme", "bits", "codebook_size", "scale_bits", "dequantize")
 
 
 @dataclass
@@ -51,7 +51,7 @@ def build_trace(imported: ImportResult, name: str, source: str,
     layers = []
     out_bits: dict[str, int | None] = {}
     for lay, low in zip(imported.layers, wl.layers, strict=True):
-        f = info.get(lay.name, {})
+        f = {**lay.fields, **info.get(lay.name, {})}  # the model's own, then the recipe's
         weight = low.weight
         if lay.weight is not None:
             mask = lay.weight != 0
@@ -59,15 +59,19 @@ def build_trace(imported: ImportResult, name: str, source: str,
                              mask=mask if not mask.all() else None,
                              structure=f.get("structure", "unstructured"),
                              scheme=f.get("scheme", "int"),
-                             codebook_size=f.get("codebook_size"))
-        act = Operand(bits=act_bits.get(lay.name), density=lay.act_density if lay.act_mask
+                             codebook_size=f.get("codebook_size"),
+                             scale_bits=float(f.get("scale_bits", 0.0)),
+                             dequantize=bool(f.get("dequantize", False)))
+        a_bits = act_bits.get(lay.name, lay.act_bits)
+        act = Operand(bits=a_bits, density=lay.act_density if lay.act_mask
                       is None else float(lay.act_mask.mean()), mask=lay.act_mask)
         layers.append(replace(low, weight=weight, activation=act))
         out_bits[lay.name] = None
     # a layer's stored output is the next layer's (quantised) input
     names = [lay.name for lay in imported.layers]
+    given = {lay.name: act_bits.get(lay.name, lay.act_bits) for lay in imported.layers}
     for prev, nxt in itertools.pairwise(names):
-        out_bits[prev] = act_bits.get(nxt)
+        out_bits[prev] = given[nxt]
     return Trace(Workload(name, tuple(layers), source=source), source=source,  # type: ignore[arg-type]
                  recipe=None if recipe is None else dict(recipe.raw), accuracy=acc,
                  output_bits=out_bits,
@@ -75,10 +79,11 @@ def build_trace(imported: ImportResult, name: str, source: str,
 
 
 def weight_kib(op: Operand, elements: int) -> float:
-    """Weight storage in KiB: nonzeros x bits (32 when unquantised), plus the codebook."""
+    """Weight storage in KiB: nonzeros x bits (32 when unquantised), plus the codebook and the
+    quantisation scales / zero points (``scale_bits`` per value)."""
     bits = op.bits if op.bits is not None else 32
     book = (op.codebook_size or 0) * 32
-    return (elements * op.density * bits + book) / 8 / 1024
+    return (elements * op.density * bits + book + elements * op.scale_bits) / 8 / 1024
 
 
 def size_table(before: Trace, after: Trace) -> pd.DataFrame:

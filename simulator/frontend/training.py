@@ -23,10 +23,56 @@ class TaskData:
 
     name: str
     x_test: torch.Tensor
-    y_test: torch.Tensor
+    y_test: torch.Tensor | None
     calibration: torch.Tensor
     x_train: torch.Tensor | None = None
     y_train: torch.Tensor | None = None
+    #: the dimension of the inputs that indexes examples (1: sequence-first models)
+    batch_dim: int = 0
+
+
+def unlabelled(x: object, name: str) -> TaskData:
+    """Inputs without labels (a ``.npy`` array): the compression reports agreement with the
+    uncompressed model on them, and their perplexity when they are token ids of a language
+    model."""
+    t = torch.as_tensor(x)
+    return TaskData(name=f"unlabelled inputs {name}", x_test=t, y_test=None, calibration=t)
+
+
+def logits(out: object) -> torch.Tensor:
+    """A model's output as a tensor: Hugging Face ``ModelOutput.logits``, a tuple's first."""
+    if hasattr(out, "logits"):
+        out = out.logits
+    if isinstance(out, (tuple, list)):
+        out = out[0]
+    if hasattr(out, "last_hidden_state"):
+        out = out.last_hidden_state
+    assert isinstance(out, torch.Tensor), type(out).__name__
+    return out
+
+
+def outputs(model: nn.Module, x: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
+    """The model's outputs on ``x`` (batched), as one tensor."""
+    model.eval()
+    with torch.no_grad():
+        return torch.cat([logits(model(x[i:i + batch_size])).float()
+                          for i in range(0, len(x), batch_size)])
+
+
+def agreement(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
+    """Top-1 agreement (argmax over the last axis: classes, or vocabulary per token) and the
+    cosine similarity of two output tensors."""
+    agree = float((a.argmax(-1) == b.argmax(-1)).double().mean())
+    fa, fb = a.reshape(-1).double(), b.reshape(-1).double()
+    den = float(fa.norm() * fb.norm())
+    return agree, float(fa @ fb) / den if den else 1.0
+
+
+def perplexity(out: torch.Tensor, ids: torch.Tensor) -> float:
+    """``exp`` of the mean next-token cross-entropy of ``(batch, tokens, vocab)`` logits."""
+    loss = nn.functional.cross_entropy(out[:, :-1].reshape(-1, out.shape[-1]).double(),
+                                       ids[:, 1:].reshape(-1))
+    return float(torch.exp(loss))
 
 
 def noop(phase: str, done: int, total: int) -> None:
@@ -49,28 +95,31 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: Progr
              batch_size: int = 256, phase: str = "evaluate") -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``."""
     model.eval()
-    correct = 0
+    correct = total = 0
     n = len(x)
     with torch.no_grad():
         for i in range(0, n, batch_size):
-            correct += int((model(x[i:i + batch_size]).argmax(1) == y[i:i + batch_size]).sum())
+            pred = logits(model(x[i:i + batch_size])).argmax(-1)  # classes: the last axis
+            correct += int((pred.reshape(-1) == y[i:i + batch_size].reshape(-1)).sum())
+            total += int(pred.numel())
             progress(phase, min(i + batch_size, n), n)
-    return correct / n if n else math.nan
+    return correct / total if total else math.nan
 
 
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
           batch_size: int = 64, seed: int = 0, masks: dict[str, torch.Tensor] | None = None,
           progress: Progress = noop, phase: str = "train",
           quantise: Callable[[], dict[str, torch.Tensor]] | None = None) -> None:
-    """Adam on cross-entropy, deterministic for a seed; ``masks`` keep pruned weights at zero.
+    """Adam on cross-entropy, deterministic for a seed; ``masks`` (by parameter name) keep
+    pruned weights at zero.
 
     ``quantise`` (quantisation-aware training): called before each forward pass, it
-    quantises weights in place and returns their float copies, restored before the optimiser
+    quantises weights in place and returns their float copies by parameter name, restored
+    before the optimiser
     step -- the straight-through estimator (Bengio et al. 2013; as in BWN/TWN training).
     """
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    mods = dict(model.named_modules())
     n = len(x)
     steps = epochs * math.ceil(n / batch_size)
     done = 0
@@ -84,12 +133,12 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr
             nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
             with torch.no_grad():  # straight-through: the step updates the float weights
                 for key, w in shadow.items():
-                    param(mods[key]).copy_(w)
+                    model.get_parameter(key).copy_(w)
             opt.step()
             if masks:
                 with torch.no_grad():
                     for name, m in masks.items():
-                        param(mods[name]).mul_(m)
+                        model.get_parameter(name).mul_(m)
             done += 1
             progress(phase, done, steps)
     model.eval()

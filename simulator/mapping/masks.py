@@ -22,6 +22,7 @@ padding zeros appear as zeros, as the array sees them.
 
 from __future__ import annotations
 
+import itertools
 import math
 import zlib
 
@@ -108,16 +109,35 @@ def _threshold(s_n: np.ndarray, u_k: np.ndarray, density: float) -> float:
         return 0.0
     return float(math.exp(brentq(lambda lt: float(erfc(math.exp(lt) / prod).mean()) - density,
                                  -30.0, 30.0)))
+def random_nm_mask(shape: tuple[int, int, int], n: int, m: int, seed: int) -> np.ndarray:
+    """A ``(count, K, N)`` mask keeping exactly ``n`` of every ``m`` consecutive k per column
+    (an N:M-structured layer given only its structure), each group's pattern drawn uniformly
+    from the ``C(m, n)`` choices, seeded; a last partial group keeps at most ``n``."""
+    g, k, cols = shape
+    patterns = np.array([[i in c for i in range(m)]
+                         for c in itertools.combinations(range(m), n)], dtype=bool)
+    groups = -(-k // m)
+    pick = np.random.default_rng(seed).integers(0, len(patterns), (g, groups, cols),
+                                                dtype=np.uint8)
+    mask = patterns[pick].transpose(0, 1, 3, 2).reshape(g, groups * m, cols)
+    return np.ascontiguousarray(mask[:, :k, :])
 
 
 def weight_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
-    """The weight (filter) nonzero mask in GEMM view ``(count, K, N)``, or None if dense."""
+    """The weight (filter) nonzero mask in GEMM view ``(count, K, N)``, or None if dense.
+
+    Without a mask, an ``N:M`` structure draws an N:M mask (:func:`random_nm_mask`), any
+    other density independent Bernoulli nonzeros."""
     op = layer.weight
     if op.mask is None and op.density >= 1.0:
         return None
     g, k, n = layer.count, layer.K, layer.N
     if op.mask is None and op.mask_model == "magnitude":
         return magnitude_mask((g, k, n), op.density, mask_seed(seed, layer.name, "weight"))
+    nm = op.structure.split(":") if ":" in op.structure else None
+    if op.mask is None and nm is not None:
+        return random_nm_mask((g, k, n), int(nm[0]), int(nm[1]),
+                              mask_seed(seed, layer.name, "weight"))
     if op.mask is None:
         return random_mask(_bounded(layer, (g, k, n), "weight"), op.density,
                            mask_seed(seed, layer.name, "weight"))

@@ -222,16 +222,19 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     a_bits = layer.act_bits or array.act_bits
     w_bits = layer.weight_bits or array.weight_bits
     # a codebook stores indices; the PE computes on the codebook's values, held in the PE's
-    # own number format (Operand.value_bits wide, else the array's weight_bits)
+    # own number format (Operand.value_bits wide, else the array's weight_bits); de-quantised
+    # values (weight-only quantisation, a quantised KV cache) at the activation's precision
     cb = layer.weight.codebook_size
     value_bits = (layer.weight.value_bits or array.weight_bits) if cb else w_bits
+    w_scheme = "int" if cb else layer.weight.scheme
+    if layer.weight.dequantize:
+        value_bits, w_scheme = a_bits, layer.activation.scheme
     if layer.filter_is_weight:
-        kind.check(layer.name, value_bits, a_bits, "int" if cb else layer.weight.scheme,
-                   layer.activation.scheme)
-        f_bits = kind.weight_storage_bits(w_bits)
-    else:
+        kind.check(layer.name, value_bits, a_bits, w_scheme, layer.activation.scheme)
+        f_bits = kind.weight_storage_bits(w_bits) + layer.weight.scale_bits
+    else:  # an activation (a KV cache may be stored at its own bits, with its scales)
         kind.check(layer.name, a_bits, a_bits)
-        f_bits = a_bits
+        f_bits = (layer.weight.bits or a_bits) + layer.weight.scale_bits
     sv: SparseView | None = None
     work_layer = layer
     bits: dict[str, float] = {"ifmap": a_bits, "filter": f_bits, "ofmap": a_bits}
@@ -244,7 +247,7 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
             filter_elements=round(layer.filter_elements * sv.K * sv.N / (layer.K * layer.N)))
         bits["filter"] = (f_bits + sv.nm_index_bits) * sv.weight_scale
         bits["ifmap"] = a_bits * sv.act_scale
-    wb_op = value_bits if layer.filter_is_weight else a_bits
+    wb_op = value_bits if layer.filter_is_weight or layer.weight.dequantize else a_bits
     view = kind.gemm_view(work_layer.M, work_layer.K, work_layer.N, wb_op, a_bits)
     pack = kind.pack(wb_op, a_bits)
     work_layer = dataclasses.replace(work_layer, M=view.M, K=view.K, N=view.N)
@@ -291,6 +294,9 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         "skipped_macs": sv.skipped_macs if sv else 0,
         "weight_metadata_bytes": sv.weight_metadata_bytes if sv else 0,
         "act_metadata_bytes": sv.act_metadata_bytes if sv else 0,
+        # every filter value entering the array is de-quantised there once
+        "dequantized_values": (int(plan.elems["filter"].sum()) * reps
+                               if layer.weight.dequantize else 0),
     }
     arith = kind.actions(view.M, layer.K if sv is None else sv.K, view.N, wb_op, a_bits,
                          layer.weight.codebook_size)

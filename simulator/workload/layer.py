@@ -45,6 +45,14 @@ class Operand:
     sees (the codebook's entries; ``None``: the PE array's ``weight_bits``). ``mask_model``:
     how a mask is drawn for an operand that carries only a density (``iid`` or ``magnitude``,
     :mod:`simulator.mapping.masks`).
+    ``codebook_size``: entries of a weight-sharing codebook (values stored as indices).
+    ``scale_bits``: storage bits per value of the quantisation metadata stored with the tensor
+    (scales, zero points, group indices), e.g. an fp16 scale and a 4-bit zero point per group
+    of 128 weights is ``(16 + 4) / 128 = 0.15625``; it moves with the values (DRAM, SRAM).
+    ``dequantize``: the values are de-quantised (``s (q - z)``) to the other operand's precision
+    at the array edge before the MAC (weight-only quantisation, W4A16; a quantised KV cache):
+    MACs run at the activation precision and each value read into the array costs one
+    ``dequantize`` action.
     """
 
     bits: int | None = None
@@ -55,6 +63,8 @@ class Operand:
     codebook_size: int | None = None
     value_bits: int | None = None
     mask_model: str = "iid"
+    scale_bits: float = 0.0
+    dequantize: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +74,9 @@ class Layer:
     ``count`` independent GEMMs of ``M x K @ K x N`` (conv groups x batched-matmul batch).
     ``weight`` describes the right operand (the filter; for a matmul, an activation) and
     ``activation`` the left one (the ifmap), each with bits, density and optional mask.
+    ``output_bits``: storage bits per output element when they differ from the activation
+    precision (a vector layer that quantises, e.g. appending to an 4-bit KV cache, incl. its
+    scales); ``None``: the activation bits.
     """
 
     name: str
@@ -81,6 +94,7 @@ class Layer:
     weight: Operand = field(default_factory=Operand)
     activation: Operand = field(default_factory=Operand)
     dims: Mapping[str, Any] = field(default_factory=dict)
+    output_bits: float | None = None
 
     @property
     def weight_bits(self) -> int | None:

@@ -37,11 +37,19 @@ NonNegPair = NonNegInt | tuple[NonNegInt, NonNegInt]
 #: the SIMD unit does one op per lane per cycle): add/mul/relu 1; softmax 4 (max, exp,
 #: sum, divide); layernorm 7 (mean add, subtract, square, variance add, rsqrt-multiply,
 #: scale, shift); gelu 7 (tanh form: x^3, multiply-add, tanh, add, two multiplies, ...);
-#: lrn 7 (five squared terms over a 5-channel window, sum, power-divide).
+#: lrn 7 (five squared terms over a 5-channel window, sum, power-divide); sub/div/exp/tanh/
+#: copy 1 (tanh and exp on the LUT unit); sigmoid 3 (exp, add, divide); silu 4 (sigmoid and a
+#: multiply); swiglu 5 (silu of the gate times the up projection); rmsnorm 4 (square,
+#: accumulate, normalising multiply, gain multiply; the per-row rsqrt amortised); rope 3 (two
+#: multiplies by the cached cos / sin and an add, Su et al. 2021 eq. 34); batchnorm 2 (scale and
+#: shift, inference); groupnorm 7 (as layernorm); hardswish 3.
 ELEMENTWISE_OPS: dict[str, int] = {"add": 1, "mul": 1, "relu": 1, "softmax": 4,
-                                   "layernorm": 7, "gelu": 7, "lrn": 7}
+                                   "layernorm": 7, "gelu": 7, "lrn": 7, "sub": 1, "div": 1,
+                                   "exp": 1, "tanh": 1, "copy": 1, "sigmoid": 3, "silu": 4,
+                                   "swiglu": 5, "rmsnorm": 4, "rope": 3, "batchnorm": 2,
+                                   "groupnorm": 7, "hardswish": 3}
 #: Number of input tensors of each element-wise op.
-ELEMENTWISE_INPUTS: dict[str, int] = {"add": 2, "mul": 2}
+ELEMENTWISE_INPUTS: dict[str, int] = {"add": 2, "mul": 2, "sub": 2, "div": 2, "swiglu": 2}
 
 
 class _Spec(BaseModel):
@@ -72,6 +80,10 @@ class _GemmSpec(_Spec):
     weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"] = "int"
     codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
     weight_mask_model: Literal["iid", "magnitude"] = "iid"
+    #: quantisation metadata (scales, zero points) in bits per weight value
+    weight_scale_bits: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    #: weight-only quantisation: values de-quantised to the activation precision
+    weight_dequantize: bool = False
 
     @field_validator("weight_structure", mode="before")
     @classmethod
@@ -90,7 +102,8 @@ class _GemmSpec(_Spec):
             value_bits = self.weight_bits
         return Operand(bits=bits, density=self.weight_density, structure=self.weight_structure,
                        scheme=self.weight_scheme, codebook_size=self.codebook_size,
-                       value_bits=value_bits, mask_model=self.weight_mask_model)
+                       value_bits=value_bits, mask_model=self.weight_mask_model,
+                       scale_bits=self.weight_scale_bits, dequantize=self.weight_dequantize)
 
     def act_operand(self) -> Operand:
         return Operand(bits=self.act_bits, density=self.act_density)
@@ -98,7 +111,7 @@ class _GemmSpec(_Spec):
 
 _COMPRESSION_FIELDS = {"name", "op", "weight_bits", "act_bits", "weight_density", "act_density",
                        "weight_structure", "weight_scheme", "codebook_size",
-                       "weight_mask_model"}
+                       "weight_mask_model", "weight_scale_bits", "weight_dequantize"}
 
 
 class Conv2dSpec(_GemmSpec):
@@ -186,12 +199,16 @@ class PoolSpec(_Spec):
     kernel: Pair
     stride: Pair | None = None
     padding: NonNegPair = 0
+    #: PyTorch's ``ceil_mode``: ``ceil((H + 2p - k) / s) + 1`` outputs, minus one when the last
+    #: window would start in the right padding (``torch.nn.MaxPool2d`` documentation)
+    ceil_mode: bool = False
 
     @property
     def out_hw(self) -> tuple[int, int]:
         (kh, kw), (ph, pw) = pair(self.kernel), pair(self.padding)
         sh, sw = pair(self.stride) if self.stride is not None else (kh, kw)
-        return (self.in_h + 2 * ph - kh) // sh + 1, (self.in_w + 2 * pw - kw) // sw + 1
+        return (pool_out(self.in_h, kh, sh, ph, self.ceil_mode),
+                pool_out(self.in_w, kw, sw, pw, self.ceil_mode))
 
     @model_validator(mode="after")
     def _check(self) -> PoolSpec:
@@ -225,7 +242,9 @@ class GlobalPoolSpec(_Spec):
 
 
 class ElementwiseSpec(_Spec):
-    op: Literal["add", "mul", "relu", "gelu", "softmax", "layernorm", "lrn"]
+    op: Literal["add", "mul", "relu", "gelu", "softmax", "layernorm", "lrn", "sub", "div", "exp",
+                "tanh", "copy", "sigmoid", "silu", "swiglu", "rmsnorm", "rope", "batchnorm",
+                "groupnorm", "hardswish"]
     shape: Annotated[list[PosInt], Field(min_length=1)]
 
     def lower(self, batch: int) -> Layer:
@@ -238,8 +257,51 @@ class ElementwiseSpec(_Spec):
                      dims=self.model_dump(exclude={"name", "op"}))
 
 
+class VectorSpec(_Spec):
+    """A run of element-wise / reduction ops on the vector unit with its exact counts, as an
+    importer measured them (``label`` says what it computes, e.g. ``rmsnorm``)."""
+
+    op: Literal["vector"]
+    label: str = Field(min_length=1)
+    in_elements: PosInt
+    out_elements: PosInt
+    vector_ops: NonNegInt
+    #: storage bits per output element incl. scales (a quantising layer); None: act bits
+    out_bits: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+
+    def lower(self, batch: int) -> Layer:
+        return Layer(self.name, self.op, "vector", ifmap_elements=batch * self.in_elements,
+                     ofmap_elements=batch * self.out_elements,
+                     vector_ops=batch * self.vector_ops, output_bits=self.out_bits,
+                     dims=self.model_dump(exclude={"name", "op"}))
+
+
+class EmbeddingSpec(_Spec):
+    """A table lookup (gather): ``tokens`` rows of ``dim`` values read from the table in DRAM
+    (only the rows used, not the table), copied to the output (one vector op per value)."""
+
+    op: Literal["embedding"]
+    num_embeddings: PosInt
+    dim: PosInt
+    tokens: PosInt = 1
+
+    def lower(self, batch: int) -> Layer:
+        n = batch * self.tokens * self.dim
+        return Layer(self.name, self.op, "vector", ifmap_elements=n, ofmap_elements=n,
+                     vector_ops=n, dims=self.model_dump(exclude={"name", "op"}))
+
+
+def pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
+    """Pooling outputs along one axis, PyTorch's rule for ``ceil_mode`` (PoolSpec)."""
+    span = size + 2 * pad - kernel
+    if not ceil_mode:
+        return span // stride + 1
+    out = -(-span // stride) + 1
+    return out - 1 if (out - 1) * stride >= size + pad else out
+
+
 LayerSpec = Annotated[Conv2dSpec | LinearSpec | MatmulSpec | PoolSpec | GlobalPoolSpec
-                      | ElementwiseSpec, Field(discriminator="op")]
+                      | ElementwiseSpec | VectorSpec | EmbeddingSpec, Field(discriminator="op")]
 
 
 class NetworkSpec(BaseModel):
@@ -296,5 +358,5 @@ def label_layer_paths(errors: list[tuple[str, str]],
     return out
 
 
-_OPS = {"conv2d", "linear", "matmul", "maxpool", "avgpool", "global_avgpool",
-        *ELEMENTWISE_OPS}
+_OPS = {"conv2d", "linear", "matmul", "maxpool", "avgpool", "global_avgpool", "vector",
+        "embedding", *ELEMENTWISE_OPS}

@@ -6,7 +6,8 @@ A trace is a directory (or the same two files in a ``.zip``):
   ``batch_size``, the ``recipe`` that produced it (embedded verbatim), the measured ``accuracy``
   (``baseline``, ``compressed``, ``dataset``, ``samples``) and one entry per layer: ``name``,
   ``op``, ``dims`` (the network-spec fields of that op, see :mod:`simulator.workload.layer`),
-  ``weight`` (``scheme``, ``bits``, ``density``, ``structure``, ``codebook_size``, ``mask``,
+  ``weight`` (``scheme``, ``bits``, ``density``, ``structure``, ``codebook_size``,
+  ``scale_bits``, ``dequantize`` (both optional on reading, default 0 / false), ``mask``,
   ``shape``; ``null`` for vector ops), ``activation`` (``bits``, ``density`` -- of its mask
   when there is one --, ``calibration_density`` over the whole calibration batch, ``mask``,
   ``shape``) and ``output_bits``. Every field must be present (``null`` where unknown).
@@ -53,6 +54,13 @@ class Accuracy:
     compressed: float | None
     dataset: str
     samples: int
+    #: without labels: top-1 agreement of the compressed with the uncompressed model's outputs
+    #: and the cosine similarity of the outputs, on ``samples`` inputs (labelled so)
+    agreement: float | None = None
+    output_cosine: float | None = None
+    #: perplexity of a language model on the supplied token sequences (baseline, compressed)
+    perplexity: tuple[float, float] | None = None
+    warning: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +97,10 @@ def operand_shapes(layer: Layer) -> tuple[tuple[int, ...] | None, tuple[int, ...
         return (b, d["K"], d["N"]), (b, d["M"], d["K"])
     if "shape" in d:
         return None, tuple(d["shape"])
+    if layer.op == "vector":
+        return None, (int(d["in_elements"]),)
+    if layer.op == "embedding":
+        return None, (int(d.get("tokens", 1)), int(d["dim"]))
     return None, (d["channels"], d["in_h"], d["in_w"])
 
 
@@ -134,6 +146,7 @@ def manifest_dict(trace: Trace) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
                                      tensors)
             entry["weight"] = {"scheme": w.scheme, "bits": w.bits, "density": float(w.density),
                                "structure": w.structure, "codebook_size": w.codebook_size,
+                               "scale_bits": float(w.scale_bits), "dequantize": w.dequantize,
                                "mask": key, "shape": shape}
         a = layer.activation
         key, shape = _mask_entry(a, _safe_key(layer.name, "activation"), a_shape, layer.name,
@@ -151,7 +164,10 @@ def manifest_dict(trace: Trace) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
         "recipe": dict(trace.recipe) if trace.recipe is not None else None,
         "accuracy": None if acc is None else {
             "baseline": acc.baseline, "compressed": acc.compressed, "dataset": acc.dataset,
-            "samples": acc.samples},
+            "samples": acc.samples, "agreement": acc.agreement,
+            "output_cosine": acc.output_cosine,
+            "perplexity": None if acc.perplexity is None else list(acc.perplexity),
+            "warning": acc.warning},
         "layers": layers,
     }
     return manifest, tensors

@@ -80,6 +80,8 @@ class _WeightEntry(_Strict):
     density: _Density
     structure: str
     codebook_size: Annotated[int, Field(ge=2, strict=True)] | None
+    scale_bits: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
+    dequantize: bool = False
     mask: str | None
     shape: list[int] | None
 
@@ -106,6 +108,10 @@ class _AccuracyEntry(_Strict):
     compressed: _Fraction | None
     dataset: str
     samples: int = Field(ge=0, strict=True)
+    agreement: _Fraction | None = None
+    output_cosine: Annotated[float, Field(ge=-1.0, le=1.0)] | None = None
+    perplexity: list[float] | None = None
+    warning: str | None = None
 
 
 class _Manifest(_Strict):
@@ -229,7 +235,8 @@ def _build(man: _Manifest, arrays: Mapping[str, np.ndarray], man_name: str, npz_
         if lay.op in GEMM_OPS and lay.weight is not None:
             w = lay.weight
             # densities and bits are attached after lowering (they may be 0 / overridden)
-            spec.update(weight_scheme=w.scheme, weight_structure=w.structure)
+            spec.update(weight_scheme=w.scheme, weight_structure=w.structure,
+                        weight_scale_bits=w.scale_bits, weight_dequantize=w.dequantize)
             if w.codebook_size is not None:
                 spec["codebook_size"] = w.codebook_size
         spec_layers.append(spec)
@@ -271,8 +278,10 @@ def _build(man: _Manifest, arrays: Mapping[str, np.ndarray], man_name: str, npz_
     acc = man.accuracy
     return Trace(
         workload=replace(wl, layers=tuple(layers)), source=man.source, recipe=man.recipe,
-        accuracy=None if acc is None else Accuracy(acc.baseline, acc.compressed, acc.dataset,
-                                                   acc.samples),
+        accuracy=None if acc is None else Accuracy(
+            acc.baseline, acc.compressed, acc.dataset, acc.samples, acc.agreement,
+            acc.output_cosine, None if acc.perplexity is None else (
+                float(acc.perplexity[0]), float(acc.perplexity[-1])), acc.warning),
         output_bits={lay.name: lay.output_bits for lay in man.layers},
         batch_size=man.batch_size,
         calibration_density={lay.name: lay.activation.calibration_density
