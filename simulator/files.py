@@ -22,8 +22,11 @@ import hashlib
 import os
 import re
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -204,6 +207,27 @@ def _exchange(a: Path, b: Path) -> bool:
     return fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0
 
 
+@contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C (SIGINT) until the block ends, then deliver it: for the few file-system
+    steps that must not be cut in half. Signals reach only the main thread; elsewhere (and
+    where the handler cannot be set) a no-op."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if caught:
+            if callable(previous):
+                previous(signal.SIGINT, None)
+            elif previous != signal.SIG_IGN:
+                os.kill(os.getpid(), signal.SIGINT)
+
+
 def replace_dir_atomic(target: str | Path, fill: Callable[[Path], None],
                        may_replace: Callable[[Path], bool]) -> Path:
     """Build a directory with ``fill(tmp_dir)`` beside ``target``, then swap it into place.
@@ -216,23 +240,29 @@ def replace_dir_atomic(target: str | Path, fill: Callable[[Path], None],
     the temporary directory is removed and ``target`` is left as it was. Returns ``target``.
     """
     dest = Path(target)
-    tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
+    tmp: Path | None = None
     try:
+        with _interrupts_deferred():
+            tmp = Path(tempfile.mkdtemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp"))
         fill(tmp)
         os.chmod(tmp, 0o755)
-        if not dest.exists():
-            tmp.rename(dest)
-            return dest
-        if not may_replace(dest):
-            raise FileExistsError(f"{dest}: exists and is not replaceable")
-        if not _exchange(tmp, dest):  # no atomic exchange here: two renames
-            old = dest.with_name(f".{dest.name}.old")
-            shutil.rmtree(old, ignore_errors=True)
-            dest.rename(old)
-            tmp.rename(dest)
-            tmp = old
+        with _interrupts_deferred():  # the swap and its clean-up are never cut in half
+            if not dest.exists():
+                tmp.rename(dest)
+            elif not may_replace(dest):
+                raise FileExistsError(f"{dest}: exists and is not replaceable")
+            elif _exchange(tmp, dest):
+                shutil.rmtree(tmp, ignore_errors=True)  # after the swap: the old set
+            else:  # no atomic exchange here: two renames
+                old = dest.with_name(f".{dest.name}.old")
+                shutil.rmtree(old, ignore_errors=True)
+                dest.rename(old)
+                tmp.rename(dest)
+                shutil.rmtree(old, ignore_errors=True)
+            tmp = None
     except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+        if tmp is not None:
+            with _interrupts_deferred():
+                shutil.rmtree(tmp, ignore_errors=True)
         raise
-    shutil.rmtree(tmp, ignore_errors=True)  # after the swap: the old set
     return dest
