@@ -18,9 +18,11 @@ PKG = Path(__file__).resolve().parent.parent / "simulator"
 
 #: The pipeline's stages in the order data flows through them; a module may import only from
 #: its own stage or an earlier one (``base``: errors, registry, files; the frontend writes
-#: traces, so it stands after workload; validation and the CLI use everything).
+#: traces, so it stands after workload; validation and the CLI use everything; the RTL stage
+#: drives its generated hardware with validation's operand encoding and checks it against
+#: the reference and the fast simulator, so it stands after validation).
 STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "report",
-          "simulation", "frontend", "validation", "cli"]
+          "simulation", "frontend", "validation", "rtl", "cli"]
 _STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
              "llm": "simulation",
              "__init__": "cli",

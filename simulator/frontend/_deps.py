@@ -1,4 +1,4 @@
-"""Optional dependencies of the frontend, imported only when used."""
+"""Optional dependencies (of the frontend and the RTL stage), imported only when used."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from types import ModuleType
 from simulator.errors import SimulatorError
 
 #: module -> the approxsim extra that installs it
-EXTRAS = {"torch": "torch", "sklearn": "torch", "onnx": "onnx"}
+EXTRAS = {"torch": "torch", "sklearn": "torch", "onnx": "onnx", "amaranth": "rtl", "pyosys": "rtl"}
 
 
 class MissingExtraError(SimulatorError):
-    """An optional dependency of the frontend is not installed."""
+    """An optional dependency is not installed."""
 
 
 def require(module: str) -> ModuleType:
