@@ -11,11 +11,14 @@ import click
 import pandas as pd
 from rich.console import Console
 
+from simulator.arch.accelerator import build
 from simulator.arch.loader import load_arch
 from simulator.console import note_hidden, print_frame
+from simulator.cost.area import synthesised_area_mm2
 from simulator.cost.table_file import load_energy_table, table_for
 from simulator.errors import SimulatorError, WorkloadError
 from simulator.files import check_output_dir, read_yaml, safe_name
+from simulator.hardware.synthesis import load_synthesis
 from simulator.simulation import simulate
 from simulator.workload.llm import is_llm, parse_llm
 from simulator.workload.loader import load_workload
@@ -230,6 +233,13 @@ def energy_table(arch: Path, table_path: Path | None, workload: Path | None, fmt
     area = pd.DataFrame({"component": list(table.area_mm2),
                          "area_mm2": list(table.area_mm2.values()),
                          "source": [table.area_sources.get(c, "") for c in table.area_mm2]})
+    synth = synthesised_area_mm2(build(spec), load_synthesis())
+    if synth is not None:  # the synthesis-grounded PE area beside the table's (same PE count)
+        mm2, source = synth
+        area.insert(2, "area_mm2_synth", [mm2 if c == "pe_array" else float("nan")
+                                          for c in area["component"]])
+        area.insert(3, "synth_over_table", area["area_mm2_synth"] / area["area_mm2"])
+        area.loc[area["component"] == "pe_array", "source"] += f" | synthesised: {source}"
     if fmt == "csv":
         click.echo(df.to_csv(index=False), nl=False)
         return
@@ -237,6 +247,37 @@ def energy_table(arch: Path, table_path: Path | None, workload: Path | None, fmt
     print_frame(console, df, f"energy table {table.name} for {spec.name} at "
                              f"{table.technology_nm:g} nm ({table.source})", list(df.columns))
     print_frame(console, area, "area", list(area.columns))
+
+
+@main.command()
+@click.argument("arch", type=click.Path(path_type=Path))
+@click.argument("workload", type=click.Path(path_type=Path))
+def fpga(arch: Path, workload: Path) -> None:
+    """Place WORKLOAD on an FPGA architecture (pe_array impl fpga_finn): per-layer units,
+    resources, utilisation of the part, frames per second."""
+    from simulator.hardware.fpga import fpga_report
+
+    spec = load_arch(arch)
+    unit = build(spec).pe_array
+    if not hasattr(unit, "plan"):
+        raise SimulatorError(f"{arch}: pe_array impl {spec.pe_array.impl!r} is not an FPGA "
+                             f"target (use impl: fpga_finn)")
+    wl = load_workload(workload)
+    df, totals = fpga_report(unit, wl.layers, spec.clock_mhz)  # type: ignore[arg-type]
+    from simulator.hardware.fpga import RESOURCES
+
+    device = unit.device  # type: ignore[attr-defined]
+    console = Console(width=max(Console().width, 160))
+    note_hidden(console, print_frame(console, df, f"{wl.name} on {spec.name} "
+                                                  f"({unit.params.device})"))  # type: ignore[attr-defined]
+    used = pd.DataFrame({"resource": list(RESOURCES),
+                         "used": [int(totals[r]) for r in RESOURCES],
+                         "budget": [int(getattr(device, r)) for r in RESOURCES],
+                         "utilisation": [totals[f"{r}_utilisation"] for r in RESOURCES]})
+    print_frame(console, used, f"resources of {device.description}", list(used.columns))
+    click.echo(f"{totals['fps']:,.0f} frames/s at {spec.clock_mhz:g} MHz (interval "
+               f"{int(totals['interval_cycles'])} cycles: the slowest layer); latency "
+               f"{totals['latency_us']:.3f} us (sum of layer cycles)")
 
 
 @main.group()
@@ -277,8 +318,9 @@ def validate_rtl(full: bool) -> None:
     from simulator.rtl.crosscheck import FAST_CASES, FULL_CASES, crosscheck
 
     df = crosscheck(FULL_CASES if full else FAST_CASES)
-    print_frame(Console(width=200), df, "generated RTL (Amaranth simulator) vs numpy and the "
-                                        "fast simulator's closed form")
+    console = Console(width=max(Console().width, 200))
+    note_hidden(console, print_frame(console, df, "generated RTL (Amaranth simulator) vs "
+                                                  "numpy and the fast simulator's closed form"))
     bad = int((~df["values_equal"] | ~df["explained"]).sum())
     click.echo(f"{int(df['values_equal'].sum())} of {len(df)} cases: outputs equal numpy's "
                f"product; {int(df['cycles_equal'].sum())} of {len(df)}: busy cycles equal the "

@@ -79,6 +79,7 @@ def simulate(arch: ArchConfig, workload: Workload,
     must have an entry (one :class:`~simulator.errors.EnergyError` lists all missing ones).
     """
     acc = build(arch)
+    acc.pe_array.check_workload(workload.layers)
     results = tuple(run_layer(layer, acc, workload.seed) for layer in workload.layers)
     variants = {a for r in results for (_, a) in r.actions if "@" in a}
     table = energy_table if energy_table is not None else table_for(arch, acc, variants)

@@ -93,3 +93,22 @@ def tiny_arch() -> Callable[..., ArchConfig]:
 def tiny_layer() -> Callable[..., Layer]:
     """Factory ``tiny_layer(M, K, N, count=1, **fields) -> Layer`` (default 5 x 3 x 6)."""
     return make_layer
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One cache of the bundled digits model for the whole session (trained once)."""
+    return tmp_path_factory.mktemp("cache")
+
+
+@pytest.fixture(scope="session")
+def digits(cache_dir: Path) -> Any:
+    """The trained digits-lenet and its data; ``$APPROXSIM_CACHE_DIR`` points at the cache
+    for CLI runs."""
+    from simulator.frontend import load_model
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("APPROXSIM_CACHE_DIR", str(cache_dir))
+    model, data, _ = load_model("digits-lenet", cache_dir=cache_dir)
+    yield model, data
+    mp.undo()

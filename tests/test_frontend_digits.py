@@ -18,20 +18,6 @@ from simulator.cli import main  # noqa: E402
 from simulator.frontend import compress, load_model  # noqa: E402
 
 
-@pytest.fixture(scope="session")
-def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("cache")
-
-
-@pytest.fixture(scope="session")
-def digits(cache_dir: Path) -> tuple[Any, Any]:
-    mp = pytest.MonkeyPatch()
-    mp.setenv("APPROXSIM_CACHE_DIR", str(cache_dir))  # for the CLI runs below
-    model, data, _ = load_model("digits-lenet", cache_dir=cache_dir)
-    yield model, data
-    mp.undo()
-
-
 def test_baseline_and_int8(digits: tuple[Any, Any]) -> None:
     model, data = digits
     res = compress(model, "int8", data, name="digits-lenet")

@@ -39,6 +39,8 @@ PUBLISHED_MACS = {
 #   ResNet-50: 25,557,032 - 1000 fc bias - 53,120 BN affine = 25,502,912.
 #   MobileNetV2: 3,504,872 - 1000 fc bias - 34,112 BN affine = 3,469,760.
 #   BERT-base layer: 4 * 768^2 + 2 * 768 * 3072 = 7,077,888.
+#   FINN SFC (784-256-256-256-10, Umuroglu et al. FPGA 2017, section 5.1, no biases in a BNN):
+#   784 * 256 + 2 * 256^2 + 256 * 10 = 334,336.
 PUBLISHED_WEIGHTS = {
     "lenet5": 430_500,
     "alexnet": 60_954_656,
@@ -47,6 +49,7 @@ PUBLISHED_WEIGHTS = {
     "resnet50": 25_502_912,
     "mobilenetv2": 3_469_760,
     "bert_base_layer": 7_077_888,
+    "finn_sfc": 334_336,
 }
 
 

@@ -122,3 +122,23 @@ def test_rtl_random_cases(pe, dataflow, M, K, N, R, C, seed):
     wb, ab, params = PRECISION[pe]
     row = check_case(RtlCase(pe, dataflow, R, C, M, K, N, wb, ab, params, seed))
     assert row["values_equal"] and row["explained"], row
+
+
+def test_validate_rtl_cli_prints_the_table_and_fails_on_a_mismatch(monkeypatch):
+    from click.testing import CliRunner
+
+    from simulator.cli import main
+    from simulator.rtl import crosscheck
+
+    monkeypatch.setattr(crosscheck, "FAST_CASES", FAST_CASES[:2])
+    res = CliRunner().invoke(main, ["validate", "rtl"])
+    assert res.exit_code == 0, res.output
+    assert "2 of 2 cases: outputs equal numpy's product" in res.output
+    broken = crosscheck.check_case
+
+    def wrong(case: RtlCase) -> dict:
+        row = broken(case)
+        return {**row, "values_equal": False}
+
+    monkeypatch.setattr(crosscheck, "check_case", wrong)
+    assert CliRunner().invoke(main, ["validate", "rtl"]).exit_code == 1

@@ -22,6 +22,11 @@ Data: ``arch_configs/energy/area_45nm.yaml`` (every number with unit and source)
 
 Other nodes: area x ``(node / 45)^2`` (ideal scaling; optimistic below ~20 nm, where SRAM
 and wires shrink less).
+
+**Synthesis-grounded alternative** (:func:`synthesised_pe_um2`): the same PE generated as RTL
+(:mod:`simulator.rtl.pe`), synthesised by Yosys to generic gates and priced by NanGate FreePDK45
+cell areas, from the table of ``tools/synthesize_pes.py``. ``approxsim energy-table`` shows it
+beside the Horowitz-table figure, with their ratio.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from simulator.arch.accelerator import Accelerator
 from simulator.cost.curves import Curve, Sourced
 from simulator.errors import ConfigError
 from simulator.files import read_yaml
+from simulator.hardware.synthesis import SynthTable, pe_pack
 from simulator.registry import pydantic_errors
 
 
@@ -97,6 +103,49 @@ def datapath_um2(data: AreaData, kind: str, params: dict[str, int], w_bits: int,
     return data.int_multiply_um2.at(math.sqrt(w_bits * a_bits)), f"{w_bits}x{a_bits} multiply"
 
 
+def pe_area_um2(data: AreaData, kind: str, params: dict[str, int], w_bits: int, a_bits: int,
+                acc_bits: int, fmt: str = "int") -> tuple[float, str]:
+    """Area of one PE of ``kind`` at the data's node, um^2 (module docstring), and what it is
+    (``fmt``: the ``mac`` PE's number format, ``int`` or ``fp``)."""
+    if kind == "mac":
+        return pe_um2(data, w_bits, a_bits, acc_bits, fmt), f"{fmt}{w_bits}x{a_bits} multiply"
+    dp, what = datapath_um2(data, kind, params, w_bits, a_bits, acc_bits)
+    return (dp + data.int_add_um2.at(acc_bits)
+            + (w_bits + a_bits + acc_bits) * data.register_um2_per_bit.value), what
+
+
+def synthesised_pe_um2(synth: SynthTable, kind: str, params: dict[str, int], w_bits: int,
+                       a_bits: int, acc_bits: int) -> tuple[float, str] | None:
+    """Area of one PE from its Yosys gate netlist, um^2 at the table's node (45 nm): NAND2
+    equivalents x the NAND2_X1 area of NanGate FreePDK45 (0.798 um^2); ``None`` when the table
+    has no entry for these widths (:mod:`simulator.hardware.synthesis`)."""
+    entry = synth.find(kind, w_bits, a_bits, acc_bits, pe_pack(kind, params))
+    if entry is None:
+        return None
+    return (entry.nand2_eq * synth.nand2_um2,
+            f"{entry.nand2_eq:.0f} NAND2-eq x {synth.nand2_um2} um^2 ({synth.tool.split(' (')[0]}"
+            f", NanGate FreePDK45 cell areas)")
+
+
+def synthesised_area_mm2(acc: Accelerator, synth: SynthTable) -> tuple[float, str] | None:
+    """The PE array's area from the synthesis table: ``(mm^2 at the arch's node, source)``,
+    or ``None`` when the table has no entry for the array's PE (same PE count as the table
+    model; area scales by ``(node / 45)^2`` as there)."""
+    p = acc.pe_array
+    got = synthesised_pe_um2(synth, p.kind.kind, pe_params(acc), p.weight_bits, p.act_bits,
+                             p.acc_bits)
+    if got is None:
+        return None
+    um2, source = got
+    k = (acc.arch.technology_nm / synth.technology_nm) ** 2
+    return p.n_pes * um2 * 1e-6 * k, f"{p.n_pes} PEs x {um2:.0f} um^2 = {source}"
+
+
+def pe_params(acc: Accelerator) -> dict[str, int]:
+    """The PE kind's own parameters (``word_bits``, ``lanes``, ...) of an accelerator."""
+    return dict(acc.pe_array.kind.params.model_dump())  # type: ignore[attr-defined]
+
+
 def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict[str, str]]:
     """``(mm^2 per component, source per component)`` at ``acc.arch.technology_nm``."""
     p = acc.pe_array
@@ -105,14 +154,8 @@ def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict
     kind_obj = p.kind
     fmt = "fp" if getattr(kind_obj, "number_format", "int") == "fp" else "int"
     kind = kind_obj.kind
-    if kind == "mac":
-        pe = pe_um2(data, p.weight_bits, p.act_bits, p.acc_bits, fmt)
-        what = f"{fmt}{p.weight_bits}x{p.act_bits} multiply"
-    else:
-        kind_params = dict(kind_obj.params.model_dump())  # type: ignore[attr-defined]
-        dp, what = datapath_um2(data, kind, kind_params, p.weight_bits, p.act_bits, p.acc_bits)
-        pe = (dp + data.int_add_um2.at(p.acc_bits)
-              + (p.weight_bits + p.act_bits + p.acc_bits) * data.register_um2_per_bit.value)
+    pe, what = pe_area_um2(data, kind, pe_params(acc), p.weight_bits, p.act_bits, p.acc_bits,
+                           fmt)
     scale = "" if k == 1 else f" x (node {node:g}/{data.technology_nm:g})^2"
     # an engine with several multipliers per PE (SCNN's F x I array and its accumulator banks)
     mults = int(getattr(p, "multipliers_per_pe", 1))

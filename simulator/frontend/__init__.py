@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from simulator.errors import SimulatorError
+from simulator.frontend import lutmap  # noqa: F401  (registers the lutnet method)
 from simulator.frontend._deps import MissingExtraError, require
 from simulator.frontend.methods import METHODS
 from simulator.frontend.recipe import Recipe, RecipeError, load_recipe, parse_recipe

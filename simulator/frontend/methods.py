@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from simulator.registry import Registry
 
 #: Stages in the order a recipe must apply them.
-STAGES = ("lowrank", "prune", "share", "quantise", "activation")
+STAGES = ("lowrank", "prune", "share", "quantise", "lut", "activation")
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 Bits = Annotated[int, Field(gt=0, le=32, strict=True)]

@@ -115,6 +115,34 @@ def _weight_view(model: nn.Module, lay: ImportedLayer) -> torch.Tensor:
     return w
 
 
+def _lut_layer(model: nn.Module, lay: ImportedLayer, step: Step, recipe: Recipe,
+               info: dict[str, dict[str, Any]], calibration: torch.Tensor) -> None:
+    """Replace the nn.Linear that owns ``lay``'s weight by a LUTNet layer
+    (:mod:`simulator.frontend.lutnet`), initialised from its weights and calibrated inputs."""
+    from simulator.frontend.lutnet import LUTLinear
+
+    owner = lay.param.removesuffix(".weight") if lay.param else ""
+    mod = model.get_submodule(owner) if owner and splittable(model, lay) else None
+    if not isinstance(mod, nn.Linear):
+        raise RecipeError(recipe.source, [(f"{step.path}.layers", f"layer {lay.name!r}: a "
+                                           f"LUTNet layer replaces a whole nn.Linear module")])
+    seen: list[np.ndarray] = []
+    handle = mod.register_forward_pre_hook(lambda m, args: seen.append(args[0].numpy()))
+    with torch.no_grad():
+        model(calibration)
+    handle.remove()
+    try:
+        out: Compressed = step.method.fn(param(mod).detach().numpy(), step.params)
+    except ValueError as exc:
+        raise SimulatorError(f"{step.path} ({step.method.name}) on layer {lay.name!r}: {exc}"
+                             ) from None
+    bias = None if mod.bias is None else param(mod, "bias").detach().numpy()
+    flat = seen[0].reshape(-1, seen[0].shape[-1])
+    _set_module(model, owner, LUTLinear(out.weight, bias, out.extra["input_map"],
+                                        np.median(flat, axis=0)))
+    record_fields(info, lay.name, out)
+
+
 def _apply_weight_step(model: nn.Module, lay: ImportedLayer, step: Step,
                        info: dict[str, dict[str, Any]], params: Any = None) -> None:
     view = _weight_view(model, lay)
@@ -204,6 +232,11 @@ def _compress(model: nn.Module, recipe: Recipe, data: TaskData, *, name: str,
                 if splittable(work, la):
                     _lowrank(work, la, step, recipe, aliases)
             layers = _targets(import_torch(work, data.calibration, batch_dim=data.batch_dim))
+        elif stage == "lut":
+            for la in unique:
+                _lut_layer(work, la, step, recipe, info, data.calibration)
+            _finetune(work, data, ft, _masks(work, list(pruned.values())), progress, seed,
+                      f"fine-tune {step.path}")
         elif stage == "activation":
             if not isinstance(step.params, ActParams):
                 raise RecipeError(recipe.source, [(f"{step.path}.method", f"{step.method.name!r}"
@@ -315,8 +348,11 @@ class _Traced:
 def _trace_of(model: nn.Module, data: TaskData, name: str, info: dict[str, dict[str, Any]],
               act_bits: dict[str, int], recipe: Recipe | None, acc: Accuracy | None,
               progress: Progress) -> _Traced:
-    imported: ImportResult = import_torch(model, data.calibration,
-                                          lambda: progress("trace", 1, 1), data.batch_dim)
+    from simulator.frontend.lutnet import traced_as_linear
+
+    with traced_as_linear(model):  # a LUTNet layer is traced as the binarised GEMM it replaces
+        imported: ImportResult = import_torch(model, data.calibration,
+                                              lambda: progress("trace", 1, 1), data.batch_dim)
     return _Traced(build_trace(imported, name, "torch", info, act_bits, recipe, acc),
                    imported.notes, imported)
 

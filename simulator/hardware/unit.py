@@ -10,7 +10,7 @@ so a new accelerator is one module here plus its registration.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
 from simulator.mapping.schedule import Buffer, LayerMapping
@@ -51,6 +51,11 @@ class PEArray(ComputeUnit, Protocol):
     @property
     def vector_lanes(self) -> int | None: ...
 
+    def check_workload(self, layers: Iterable[Layer]) -> None:
+        """Raise a :class:`~simulator.errors.MappingError` if the layers cannot all run on
+        this unit together (an FPGA part whose units are all resident); most units accept
+        any set of mappable layers."""
+
 
 class ParamWidths:
     """Operand widths read from a unit's own validated ``params`` (a mixin for PE arrays)."""
@@ -68,3 +73,6 @@ class ParamWidths:
     @property
     def acc_bits(self) -> int:
         return int(self.params.acc_bits)
+
+    def check_workload(self, layers: Iterable[Layer]) -> None:
+        """Layers are mapped one at a time: any set of mappable layers runs."""

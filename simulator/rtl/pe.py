@@ -19,8 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from amaranth.hdl import Const, Mux, Value, signed, unsigned
-from amaranth.lib import data
+from amaranth.hdl import Const, Module, Mux, Signal, Value, signed, unsigned
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
 
 KINDS = ("mac", "shift", "ternary", "xnor", "bitserial")
 
@@ -138,4 +139,36 @@ def pe_spec(kind: str, weight_bits: int, act_bits: int, acc_bits: int = 32,
                                                                           "bitserial") else 1)
 
 
-__all__ = ["KINDS", "PESpec", "pe_spec", "product"]
+
+
+class PEUnit(wiring.Component):
+    """One PE on its own, as the array instantiates it, for synthesis: operand registers in
+    front of the datapath (``a``, ``w``, and the bit plane of a bit-serial PE) and the
+    accumulator register after it (``acc <= acc + product``): the datapath, the accumulator
+    adder and the weight + activation + accumulator flip-flops the area model counts."""
+
+    def __init__(self, spec: PESpec) -> None:
+        self.spec = spec
+        super().__init__({"a": In(spec.pack * spec.a_lane_bits),
+                          "w": In(spec.pack * spec.w_lane_bits),
+                          "plane": In(spec.plane_bits), "acc": Out(signed(spec.acc_bits))})
+
+    def elaborate(self, platform: object) -> Module:
+        m = Module()
+        spec = self.spec
+        a = Signal(len(self.a), name="a_reg")
+        w = Signal(len(self.w), name="w_reg")
+        acc = Signal(signed(spec.acc_bits), name="acc_reg")
+        m.d.sync += [a.eq(self.a), w.eq(self.w), acc.eq(acc + product(spec, a, w, self._plane(m)))]
+        m.d.comb += self.acc.eq(acc)
+        return m
+
+    def _plane(self, m: Module) -> Value:
+        if self.spec.planes == 1:
+            return Const(0, 1)
+        plane = Signal(self.spec.plane_bits, name="plane_reg")
+        m.d.sync += plane.eq(self.plane)
+        return plane
+
+
+__all__ = ["KINDS", "PESpec", "PEUnit", "pe_spec", "product"]

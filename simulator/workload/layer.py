@@ -39,7 +39,8 @@ class Operand:
     ``(out_features, in_features)`` for linear; activations (the layer's input) ``(C, H, W)``
     for conv, ``(tokens, features)`` for linear, ``(batch, M, K)`` for matmul. ``structure``:
     ``"unstructured"``, ``"N:M"`` (e.g. ``"2:4"``), ``"channel"`` or ``"filter"``. ``scheme``:
-    the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``).
+    the quantisation scheme (``int``, ``fp``, ``pow2``, ``binary``, ``ternary``, ``bfp``;
+    ``lutnet``: each weight a ``bits``-entry LUT of a LUTNet layer).
     ``codebook_size``: entries of a weight-sharing codebook (values stored as indices, ``bits``
     = ``ceil(log2 codebook_size)``). ``value_bits``: width of the decoded values the multiplier
     sees (the codebook's entries; ``None``: the PE array's ``weight_bits``). ``mask_model``:

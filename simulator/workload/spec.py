@@ -77,7 +77,7 @@ class _GemmSpec(_Spec):
     weight_density: Density = 1.0
     act_density: Density = 1.0
     weight_structure: str = "unstructured"
-    weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"] = "int"
+    weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp", "lutnet"] = "int"
     codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
     weight_mask_model: Literal["iid", "magnitude"] = "iid"
     #: quantisation metadata (scales, zero points) in bits per weight value

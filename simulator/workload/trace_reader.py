@@ -75,7 +75,7 @@ _Fraction = Annotated[float, Field(ge=0.0, le=1.0)]
 
 
 class _WeightEntry(_Strict):
-    scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp"]
+    scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp", "lutnet"]
     bits: _Bits | None
     density: _Density
     structure: str
