@@ -15,16 +15,19 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ["scalesim_validation", "energy_study", "sparse_study", "pe_kinds_study",
            "zigzag_compare", "digits_study", "eie_validation", "scnn_validation", "row_lengths",
-           "llm_study"]
-TORCH_STUDIES = {"digits_study", "row_lengths"}
+           "llm_study", "pe_synthesis_study"]
+TORCH_STUDIES = {"digits_study", "row_lengths", "lutnet_study"}
+#: studies too slow for the default run (the RTL full set ~30 s, 16 LUTNet trainings ~5 min)
+FULL_STUDIES = ["rtl_crosscheck", "lutnet_study"]
 
 
 def test_every_study_output_is_quoted_or_listed() -> None:
     outputs = {p.stem for p in (ROOT / "analysis").glob("*.md")}
-    assert outputs <= set(STUDIES), "a study output no test checks for drift"
+    assert outputs <= set(STUDIES + FULL_STUDIES), "a study output no test checks for drift"
 
 
-@pytest.mark.parametrize("study", STUDIES)
+@pytest.mark.parametrize("study", [*STUDIES, *(pytest.param(s, marks=pytest.mark.full)
+                                               for s in FULL_STUDIES)])
 def test_study_output_has_not_drifted(study: str) -> None:
     if study in TORCH_STUDIES:
         pytest.importorskip("torch")
