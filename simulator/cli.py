@@ -255,7 +255,7 @@ def energy_table(arch: Path, table_path: Path | None, workload: Path | None, fmt
 def fpga(arch: Path, workload: Path) -> None:
     """Place WORKLOAD on an FPGA architecture (pe_array impl fpga_finn): per-layer units,
     resources, utilisation of the part, frames per second."""
-    from simulator.hardware.fpga import fpga_report
+    from simulator.hardware.fpga import fpga_report, resource_frame
 
     spec = load_arch(arch)
     unit = build(spec).pe_array
@@ -264,17 +264,12 @@ def fpga(arch: Path, workload: Path) -> None:
                              f"target (use impl: fpga_finn)")
     wl = load_workload(workload)
     df, totals = fpga_report(unit, wl.layers, spec.clock_mhz)  # type: ignore[arg-type]
-    from simulator.hardware.fpga import RESOURCES
-
-    device = unit.device  # type: ignore[attr-defined]
     console = Console(width=max(Console().width, 160))
     note_hidden(console, print_frame(console, df, f"{wl.name} on {spec.name} "
                                                   f"({unit.params.device})"))  # type: ignore[attr-defined]
-    used = pd.DataFrame({"resource": list(RESOURCES),
-                         "used": [int(totals[r]) for r in RESOURCES],
-                         "budget": [int(getattr(device, r)) for r in RESOURCES],
-                         "utilisation": [totals[f"{r}_utilisation"] for r in RESOURCES]})
-    print_frame(console, used, f"resources of {device.description}", list(used.columns))
+    used = resource_frame(unit, totals)  # type: ignore[arg-type]
+    print_frame(console, used, f"resources of {unit.device.description}",  # type: ignore[attr-defined]
+                list(used.columns))
     click.echo(f"{totals['fps']:,.0f} frames/s at {spec.clock_mhz:g} MHz (interval "
                f"{int(totals['interval_cycles'])} cycles: the slowest layer); latency "
                f"{totals['latency_us']:.3f} us (sum of layer cycles)")

@@ -307,5 +307,13 @@ def fpga_report(unit: FinnDataflow, layers: Iterable[Layer],
     return df, totals
 
 
+def resource_frame(unit: FinnDataflow, totals: Mapping[str, float]) -> pd.DataFrame:
+    """One row per resource of the part: used (network total), budget, utilisation."""
+    return pd.DataFrame({"resource": list(RESOURCES),
+                         "used": [int(totals[r]) for r in RESOURCES],
+                         "budget": [int(getattr(unit.device, r)) for r in RESOURCES],
+                         "utilisation": [totals[f"{r}_utilisation"] for r in RESOURCES]})
+
+
 __all__ = ["DEVICES", "Device", "FinnDataflow", "FpgaFitError", "LayerPlan", "bram18_blocks",
-           "fpga_report", "load_device"]
+           "fpga_report", "load_device", "resource_frame"]
