@@ -13,7 +13,7 @@ SCALESIM_PKGS := scalesim==3.0.0 numpy==1.26.4 pandas==2.2.3
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,torch,onnx,models,rtl]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch,onnx,models,rtl,sweep,plot]'
 	touch $@
 
 $(SCALESIM_VENV)/.installed:

@@ -17,13 +17,12 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    ValidationError,
     field_validator,
     model_validator,
 )
 
 from simulator.errors import WorkloadError
-from simulator.registry import pydantic_errors
+from simulator.registry import validate_file
 from simulator.workload.geometry import conv_out, pair, touched
 from simulator.workload.layer import Layer, Operand, Workload
 from simulator.workload.structure import nm_pattern, unquoted_nm
@@ -320,13 +319,8 @@ _LAYER_ADAPTER: TypeAdapter[Any] = TypeAdapter(LayerSpec)
 
 def parse_network(data: Any, source: str = "<dict>") -> Workload:
     """Validate a parsed network spec; every error at once, each with its layer path."""
-    if not isinstance(data, Mapping):
-        raise WorkloadError(source, [("", f"must be a mapping with `name` and `layers` "
-                                          f"(got {type(data).__name__})")])
-    try:
-        spec = NetworkSpec.model_validate(data)
-    except ValidationError as exc:
-        raise WorkloadError(source, label_layer_paths(pydantic_errors(exc), data)) from None
+    spec = validate_file(NetworkSpec, data, source, WorkloadError, "`name` and `layers`",
+                         lambda errs: label_layer_paths(errs, data))
     names = [layer.name for layer in spec.layers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
