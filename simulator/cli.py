@@ -500,9 +500,10 @@ def report_cmd(results: tuple[Path, ...], output: Path | None, diff: tuple[str, 
 
     if diff:
         table, paths = write_diff(results, diff[0], diff[1], output)
-        print_frame(Console(width=max(Console().width, 200)), table,
-                    f"B - A per layer (energy in pJ): A = {table.attrs['a'][:12]}, "
-                    f"B = {table.attrs['b'][:12]}")
+        console = Console()
+        note_hidden(console, print_frame(
+            console, table, f"B - A per layer (energy in pJ): A = {table.attrs['a'][:12]}, "
+                            f"B = {table.attrs['b'][:12]}"))
         click.echo(explain(table))
     elif output is None:
         raise click.UsageError("give -o DIR for the report (or --diff A B)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -111,7 +111,8 @@ class Report:
     @cached_property
     def layers(self) -> pd.DataFrame:
         """One row per layer, columns :data:`LAYER_COLUMNS` (``energy_pj``: counts x table)."""
-        rows = [{k: v for k, v in asdict(r).items() if k != "actions"} for r in self.results]
+        fields = [c for c in LAYER_COLUMNS if c != "energy_pj"]  # priced below; no asdict copy
+        rows = [{k: getattr(r, k) for k in fields} for r in self.results]
         df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
         df["energy_pj"] = layer_energy_pj([r.actions for r in self.results], self.energy_table)
         return df
@@ -132,7 +133,8 @@ class Report:
     def totals(self) -> dict[str, Any]:
         """Whole-network totals; utilisation is MAC-weighted over the network's cycles."""
         df = self.layers
-        sums = {c: int(df[c].sum()) for c in LAYER_COLUMNS[7:] if c not in _NOT_SUMMED}
+        summed = [c for c in LAYER_COLUMNS[7:] if c not in _NOT_SUMMED]
+        sums = {str(c): int(v) for c, v in df[summed].sum().items()}  # one pass
         gemm = df[df["folds"] > 0]
         used = float((gemm["mapping_efficiency"] * gemm["folds"]).sum())
         total = sums["total_cycles"]

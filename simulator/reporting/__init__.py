@@ -19,18 +19,23 @@ most four). The accuracy figures are left out when no point has an accuracy. Nee
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
 
-from simulator.files import write_atomic
+from simulator.errors import OutputError
+from simulator.files import check_output_dir, replace_dir_atomic, write_atomic
 from simulator.reporting.breakdowns import layer_cycles, layer_energy, roofline
 from simulator.reporting.diff import diff_points, explain
 from simulator.reporting.figures import ACC_ENERGY, ACC_LATENCY, EFFICIENCY_AREA, save, tradeoff
 from simulator.reporting.pareto import pareto_front
 from simulator.reporting.results import ReportError, Results, load_results
 from simulator.reporting.tables import summary, write_tables
+
+REPORT_FORMAT = "approxsim-report/1"
+MANIFEST = "report.json"
 
 __all__ = ["ReportError", "Results", "diff_points", "explain", "load_results", "pareto_front",
            "summary", "write_diff", "write_report"]
@@ -54,9 +59,35 @@ def _style(results: Results) -> str | None:
 def write_report(stores: Sequence[str | Path], out: str | Path, *,
                  formats: Sequence[str] = ("png", "svg"),
                  points: Sequence[str] = ()) -> list[Path]:
-    """Write the tables and figures of the module docstring into ``out``; return the paths."""
+    """Write the tables and figures of the module docstring into the directory ``out``, as one
+    set: built beside it and swapped in whole (:func:`~simulator.files.replace_dir_atomic`),
+    with a ``report.json`` naming the stores and files. An existing ``out`` is replaced only
+    if it is an approxsim report (or empty), never a user's folder. Returns the files."""
     results = load_results(stores)
+    sel = chosen(results, points)  # every bad --point before any work
     dest = Path(out)
+    check_output_dir(dest.parent)
+    if dest.exists() and not _replaceable(dest):
+        raise OutputError(f"{dest}: exists and is not an approxsim report (no {MANIFEST}); "
+                          f"not replaced")
+    names: list[str] = []
+
+    def fill(tmp: Path) -> None:
+        names.extend(p.name for p in _write(results, sel, tmp, formats))
+        manifest = {"format": REPORT_FORMAT, "stores": [str(p) for p in results.paths],
+                    "files": names}
+        write_atomic(tmp / MANIFEST, json.dumps(manifest, indent=2) + "\n")
+
+    replace_dir_atomic(dest, fill, _replaceable)
+    return [dest / n for n in names]
+
+
+def _replaceable(d: Path) -> bool:
+    return (d / MANIFEST).is_file() or (d.is_dir() and not any(d.iterdir()))
+
+
+def _write(results: Results, sel: pd.DataFrame, dest: Path,
+           formats: Sequence[str]) -> list[Path]:
     paths = write_tables(results, dest)
     ok = results.ok
     name = ", ".join(p.name for p in results.paths)
@@ -71,7 +102,6 @@ def write_report(stores: Sequence[str | Path], out: str | Path, *,
     fig = tradeoff(ok, [EFFICIENCY_AREA], f"Efficiency vs area ({name})", hue=hue,
                    style=style, label_front=False)
     paths += save(fig, dest, "efficiency_vs_area", formats)
-    sel = chosen(results, points)
     paths += save(layer_energy(results.layers, sel), dest, "layer_energy", formats)
     paths += save(layer_cycles(results.layers, sel), dest, "layer_cycles", formats)
     paths += save(roofline(results.layers, sel), dest, "roofline", formats)
@@ -84,8 +114,7 @@ def write_diff(stores: Sequence[str | Path], a: str, b: str,
     diff = diff_points(load_results(stores), a, b)
     if out is None:
         return diff, []
-    dest = Path(out)
-    dest.mkdir(parents=True, exist_ok=True)
+    dest = check_output_dir(out)
     stem = f"diff_{diff.attrs['a'][:10]}_{diff.attrs['b'][:10]}"
     md = (f"# {explain(diff)}\n\nA = `{diff.attrs['a']}`, B = `{diff.attrs['b']}`; deltas are "
           f"B - A (energy in pJ).\n\n" + diff.to_markdown(index=False, floatfmt=".4g") + "\n")

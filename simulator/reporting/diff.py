@@ -57,6 +57,9 @@ def diff_points(results: Results, a: str, b: str) -> pd.DataFrame:
         if v in ("energy_pj", "total_cycles"):
             out[f"{v}_a"], out[f"{v}_b"] = va, vb
         out[f"delta_{v}"] = vb - va
+    first = ["layer", "op", "present", "delta_energy_pj", *(f"delta_{g}_pj" for g in GROUPS),
+             "delta_total_cycles", "delta_compute_cycles", "delta_stall_cycles"]
+    out = out[[*first, *(c for c in out.columns if c not in first)]]  # terminal priority
     total = {c: out[c].sum() for c in out.columns if c not in ("layer", "op", "present")}
     out = pd.concat([out, pd.DataFrame([{"layer": "total", "op": "", "present": "",
                                          **total}])], ignore_index=True)

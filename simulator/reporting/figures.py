@@ -54,11 +54,14 @@ def save(fig: Any, out: Path, stem: str, formats: Sequence[str]) -> list[Path]:
 
 
 def colours(n: int) -> list[Any]:
-    """``n`` distinguishable colours (tab10, then tab20)."""
+    """``n`` distinguishable colours: tab10, then tab20, without their greys (grey is the
+    colour of marker-style legend entries)."""
     import matplotlib
 
-    cmap = matplotlib.colormaps["tab10" if n <= 10 else "tab20"]
-    return [cmap(i % cmap.N) for i in range(n)]
+    cmap = matplotlib.colormaps["tab10" if n <= 9 else "tab20"]
+    greys = {7} if cmap.N == 10 else {14, 15}
+    usable = [cmap(i) for i in range(cmap.N) if i not in greys]
+    return [usable[i % len(usable)] for i in range(n)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,13 +145,15 @@ def tradeoff(points: pd.DataFrame, panels: Sequence[Panel], title: str, *,
     hue_colour = dict(zip(hues, colours(len(hues)), strict=True))
     styles = list(df[style].drop_duplicates()) if style else []
     style_marker = {s: MARKERS[i % len(MARKERS)] for i, s in enumerate(styles)}
-    rows, cols = max(len(facets), 1), len(panels)
-    fig = figure(5.2 * cols + 2.6, 4.2 * rows + 0.6)
+    # facets in rows of the panels; with a single panel, facets side by side
+    across = len(panels) == 1 and len(facets) > 1
+    rows, cols = (1, len(facets)) if across else (max(len(facets), 1), len(panels))
+    fig = figure(5.2 * cols + 2.6, 4.2 * rows + 0.8)
     axes = fig.subplots(rows, cols, squeeze=False)
     for i, fv in enumerate(facets):
         sub = df if fv is None else df[df[facet] == fv]
         for j, panel in enumerate(panels):
-            ax = axes[i][j]
+            ax = axes[0][i] if across else axes[i][j]
             _panel(ax, sub, panel, hue, style, hue_colour, style_marker, label_front)
             if fv is not None and len(facets) > 1:
                 ax.set_title(f"{facet} {fv}", fontsize=10)

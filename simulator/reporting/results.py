@@ -64,8 +64,17 @@ def load_results(paths: Sequence[str | Path]) -> Results:
     axes: list[str] = []
     for s in stores:
         axes += [a for a in s.axes if a not in axes]
-    points = pd.concat([s.points() for s in stores], ignore_index=True)
-    layers = pd.concat([s.layers() for s in stores], ignore_index=True)
+    # in point order (store, then point_index), whatever order the points finished in
+    points = pd.concat([s.points().assign(_store=i) for i, s in enumerate(stores)],
+                       ignore_index=True)
+    layers = pd.concat([s.layers().assign(_store=i) for i, s in enumerate(stores)],
+                       ignore_index=True)
+    if "point_index" in points:
+        points = points.sort_values(["_store", "point_index"], kind="stable")
+        points = points.drop(columns="_store").reset_index(drop=True)
+    if "point_index" in layers:
+        layers = layers.sort_values(["_store", "point_index"], kind="stable")
+        layers = layers.drop(columns="_store").reset_index(drop=True)
     if len(points) == 0 or "error" not in points:
         raise ReportError(f"{', '.join(map(str, paths))}: no finished points yet")
     dup = points["point_hash"][points["point_hash"].duplicated()]

@@ -26,6 +26,7 @@ from typing import Any
 
 from simulator.arch.config import parse_arch
 from simulator.errors import SimulatorError
+from simulator.report import LAYER_COLUMNS
 from simulator.simulation import simulate
 from simulator.sweep.breakdown import categories, total_categories
 from simulator.sweep.sources import Loaded
@@ -67,10 +68,10 @@ def run_point(task: Task, loaded: Loaded) -> PointResult:
         report = simulate(arch, loaded.workload)
         table = report.energy_table
         assert table is not None
-        cats = [categories(r, table) for r in report.results]
-        df = report.layers
-        gemm = df[df["unit"] != "vector_unit"]
-        peak_mpc = float(gemm["macs_per_pe_per_cycle"].max()) if len(gemm) else 1.0
+        res = report.results
+        cats = [categories(r, table) for r in res]
+        peak_mpc = max((r.macs_per_pe_per_cycle for r in res if r.unit != "vector_unit"),
+                       default=1.0)
         dram = arch.dram.params
         totals = {("arch_name" if k == "arch" else k): v for k, v in report.totals.items()
                   if k != "workload"}
@@ -78,10 +79,11 @@ def run_point(task: Task, loaded: Loaded) -> PointResult:
                    clock_mhz=report.clock_mhz,
                    dram_bandwidth_gb_per_s=float(getattr(dram, "bandwidth_gb_per_s", math.nan)),
                    peak_tops=2.0 * report.n_pes * peak_mpc * report.clock_mhz * 1e6 / 1e12)
-        n = len(df)
+        n = len(res)
         layers = {**{k: [v] * n for k, v in task.meta.items()},
                   "arch_name": [report.arch] * n,
-                  **{c: df[c].tolist() for c in df.columns},
+                  **{c: [getattr(r, c) for r in res] for c in LAYER_COLUMNS if c != "energy_pj"},
+                  "energy_pj": report.layers["energy_pj"].tolist(),
                   **_columns(cats)}
     except SimulatorError as exc:
         row.update(error=str(exc), error_type=type(exc).__name__)

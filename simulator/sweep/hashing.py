@@ -10,7 +10,7 @@ Python hash seed (nothing here uses ``hash()``).
   bit-packed), plus the workload's name and seed. Provenance (``source``, ``path``) is not
   content and is left out.
 * **Code version**: the package version plus a digest of every source file that produces
-  numbers (all of ``simulator/`` but the report stage and the CLI) and of the bundled energy
+  numbers (all of ``simulator/`` but :data:`PRESENTATION`) and of the bundled energy
   and area tables (``arch_configs/energy/``), so a result store never mixes the numbers of
   two versions of the model.
 """
@@ -31,8 +31,9 @@ from simulator.workload.layer import Layer, Operand, Workload
 
 PKG = Path(__file__).resolve().parents[1]
 ENERGY_DIR = PKG.parent / "arch_configs" / "energy"
-#: Parts of the package that only present results: editing them keeps stored results valid.
-PRESENTATION = ("reporting", "cli.py", "__main__.py")
+#: Parts of the package that only run or present results: editing them keeps stored results
+#: valid (the sweep's scheduling and storage, reports, the CLI).
+PRESENTATION = ("reporting", "cli.py", "__main__.py", "sweep/runner.py", "sweep/store.py")
 
 
 def canonical(value: Any) -> str:
@@ -106,7 +107,7 @@ def code_version() -> str:
     h = hashlib.sha256()
     for f in sorted(PKG.rglob("*.py")):
         rel = f.relative_to(PKG).as_posix()
-        if rel.split("/")[0] in PRESENTATION:
+        if rel in PRESENTATION or rel.split("/")[0] in PRESENTATION:
             continue
         h.update(rel.encode())
         h.update(f.read_bytes())

@@ -133,10 +133,10 @@ def _run_on_worker(tasks: Sequence[Task], workloads: Mapping[str, Loaded]) -> li
     return out
 
 
-def _quiet() -> None:
+def _quiet(level: int = logging.WARNING) -> None:
     """In the worker processes this sweep started (only): Dask's routine INFO messages
-    (connections closing at shutdown) off their shared stderr; warnings and errors stay."""
-    logging.getLogger("distributed").setLevel(logging.WARNING)
+    (connections closing) off their shared stderr; warnings and errors stay until shutdown."""
+    logging.getLogger("distributed").setLevel(level)
 
 
 @contextmanager
@@ -172,11 +172,19 @@ def _executor(workers: int | None, scheduler: str | None) -> Iterator[_Executor]
         client.run(_quiet)
         yield _Dask(client, n, None)
     finally:
+        # Shutting down races the workers' heartbeats and the nannies' own close (Dask logs
+        # these as errors, although nothing is lost): silence Dask while the cluster we
+        # started goes down, in its workers and, for those seconds only, here.
+        log = logging.getLogger("distributed")
+        before = log.level
+        log.setLevel(logging.CRITICAL)
         try:
-            client.retire_workers(close_workers=True)  # quiet shutdown: no heartbeat errors
+            client.run(_quiet, logging.CRITICAL)
+            client.retire_workers(close_workers=True)
         finally:
             client.close()
             cluster.close()
+            log.setLevel(before)
 
 
 def _tasks(points: Sequence[Point], spec: SweepSpec) -> list[Task]:
