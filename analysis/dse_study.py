@@ -5,8 +5,9 @@ analysis/dse_study.md)::
 
     .venv/bin/python analysis/dse_study.py [--workers 2] [--keep DIR] [--check]
 
-(``--check``: rerun in this process and compare with the committed tables, writing nothing;
-tests/test_figures.py runs it.)
+(``--check``: rerun and compare with the committed tables, writing nothing; tests/test_figures.py
+runs it. The four sweeps share one local Dask cluster of ``--workers`` processes; 0: in this
+process.)
 
 1. **Digits** (accuracy measured): the bundled digits LeNet compressed by every bundled recipe
    on five kinds of 8x8 array (workloads/sweeps/digits_recipes.yaml: dense int8, zero-skipping,
@@ -29,6 +30,7 @@ precision (int8 deployment of a pruned model), which on an XNOR array would be a
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import tempfile
 from pathlib import Path
@@ -64,11 +66,11 @@ ENERGY_LATENCY = Panel("latency_us", "energy_uj", {"energy_uj": "min", "latency_
                        logy=True)
 
 
-def run(names: list[str], keep: Path, workers: int, cache: Path) -> pd.DataFrame:
+def run(names: list[str], keep: Path, scheduler: str | None, cache: Path) -> pd.DataFrame:
     stores = []
     for name in names:
         out = keep / name
-        s = sweep(SWEEPS / f"{name}.yaml", out, workers=workers, cache_dir=cache)
+        s = sweep(SWEEPS / f"{name}.yaml", out, workers=0, scheduler=scheduler, cache_dir=cache)
         print(f"{name}: {s.points} points ({s.ran} run, {s.errors} errors)")
         stores.append(out)
     return load_results(stores).points
@@ -87,12 +89,25 @@ def why_not(p: pd.DataFrame) -> pd.Series:
     return out.where(~xnor, "unquantised weights would run as 1 bit (not trained for it)")
 
 
-def reading(survey: pd.DataFrame, on_dense: pd.DataFrame, digits: pd.DataFrame) -> str:
+def reading(survey: pd.DataFrame, on_dense: pd.DataFrame, on_skip: pd.DataFrame,
+            digits: pd.DataFrame) -> str:
     """What the tables say, from their numbers."""
+    d, z = on_dense.set_index("method"), on_skip.set_index("method")
+    q = survey[survey["method"].isin(QUANTISATION)]
+    prunes = ["prune50", "prune80", "prune90", "2of4"]
+
+    def span(v: pd.Series) -> str:
+        lo, hi = float(v.min()), float(v.max())
+        return f"{lo:.3g}x" if f"{lo:.3g}" == f"{hi:.3g}" else f"{lo:.3g}-{hi:.3g}x"
+
+    def pj(row: pd.Series) -> float:
+        return float(row["energy_arith_pj"] / (row["macs"] - row["skipped_macs"]))
+
     agree = survey[survey["expected (A M W)"] == survey["measured (A M W)"]]["method"]
     differ = survey[survey["expected (A M W)"] != survey["measured (A M W)"]]
     ok = digits[fits(digits)]
-    base = ok[(ok["recipe"] == "baseline")].iloc[0]
+    base = ok[(ok["recipe"] == "baseline") & (ok["array"] == "dense-32bit")].iloc[0]
+    int8 = ok[(ok["recipe"] == "int8") & (ok["array"] == "dense")].iloc[0]
     best = ok.loc[ok["energy_uj"].idxmin()]
     lines = [
         f"* Measured and expected effects agree for {len(agree)} of {len(survey)} methods "
@@ -101,21 +116,31 @@ def reading(survey: pd.DataFrame, on_dense: pd.DataFrame, digits: pd.DataFrame) 
         f"{best['energy_uj']:.3g} µJ per inference at {best['accuracy']:.2%} accuracy, "
         f"{base['energy_uj'] / best['energy_uj']:.1f}x less energy than the uncompressed "
         f"model ({base['energy_uj']:.3g} µJ, {base['accuracy']:.2%}).",
-        "* Quantising recipes run on 8-bit arrays, so against the fp32 baseline their "
-        "arithmetic is cheaper by the datapath alone (an int8 MAC is 0.3 pJ, an int32 one 3.2 "
-        "pJ); on one fixed int8 array (second table) 4-bit, power-of-two, ternary and binary "
-        "weights save memory traffic, not arithmetic: the array's multipliers stay 8-bit (the "
-        "shift-PE array is where power-of-two and ternary weights make arithmetic cheaper).",
-        "* Pruning pays only where zeros are skipped: on the dense int8 array prune50/80/90 "
-        "and 2:4 cost what int8 costs (their zeros are multiplied, and stored dense); filter "
-        "pruning and low rank shrink the GEMM itself and pay on every array.",
+        f"* Against the fp32 baseline ({pj(base):.3g} pJ of arithmetic per MAC on the 32-bit "
+        f"array) the quantising recipes' arithmetic per MAC falls to "
+        f"{span(q['arith energy / MAC'])}, mostly "
+        f"through the 8-bit datapath (int8 on the dense int8 array: {pj(int8):.3g} pJ). On "
+        f"that one fixed array (second table), where a MAC is priced at the layer's own "
+        f"operand widths, weights below 8 bits cost "
+        + ", ".join(f"{m} {d.loc[m, 'arith energy / MAC']:.3g}x" for m in QUANTISATION[1:]
+                    if m in d.index)
+        + " of an int8 MAC and move "
+        + ", ".join(f"{d.loc[m, 'DRAM bytes']:.3g}x" for m in QUANTISATION[1:] if m in d.index)
+        + " the DRAM bytes.",
+        f"* Pruning pays only where zeros are skipped: on the dense int8 array prune50/80/90 "
+        f"and 2:4 cost {span(d.loc[prunes, 'energy'])} "
+        f"int8's energy (their zeros are multiplied, and stored dense); on the zero-skipping "
+        f"array prune80 costs {z.loc['prune80', 'energy']:.3g}x int8 there. Filter pruning and "
+        f"low rank shrink the GEMM itself and pay on every array ("
+        f"{d.loc['filter-prune', 'cycles']:.3g}x and {d.loc['lowrank', 'cycles']:.3g}x the "
+        f"cycles on the dense array).",
     ]
     for _, r in differ.iterrows():
         m = r["method"]
         if m in ("kmeans16", "deep-compression"):
             lines.append(f"* {m}: the 'A' measured comes from the 8-bit datapath; on the fixed "
                          f"int8 array its arithmetic per MAC is "
-                         f"{float(on_dense.set_index('method').loc[m, 'arith energy / MAC']):.3g}x "
+                         f"{float(d.loc[m, 'arith energy / MAC']):.3g}x "
                          f"int8's: one codebook read per MAC.")
         elif m == "filter-prune":
             lines.append(
@@ -234,13 +259,23 @@ def main() -> None:
     ap.add_argument("--keep", type=Path, help="keep the result stores here (resumable)")
     ap.add_argument("--check", action="store_true", help="compare with the committed output")
     args = ap.parse_args()
-    workers = 0 if args.check else args.workers  # no cluster start-up for the drift test
     logging.getLogger("distributed").setLevel(logging.ERROR)
-    with tempfile.TemporaryDirectory(prefix="approxsim-study-") as tmp:
+    with tempfile.TemporaryDirectory(prefix="approxsim-study-") as tmp, \
+            contextlib.ExitStack() as stack:
+        scheduler = None
+        # one local cluster for the four sweeps; the drift check runs in this process (on a
+        # shared 2-core machine, cluster start-up costs more than the workers save)
+        if args.workers > 0 and not args.check:
+            from distributed import LocalCluster
+
+            cluster = stack.enter_context(LocalCluster(
+                n_workers=args.workers, threads_per_worker=1, dashboard_address=None,
+                silence_logs=logging.ERROR))
+            scheduler = cluster.scheduler_address
         keep = args.keep or Path(tmp)
         cache = keep / "model-cache"
-        digits = run(["digits_recipes", "digits_fp32"], keep, workers, cache)
-        imagenet = run(["imagenet_profiles", "imagenet_baseline"], keep, workers, cache)
+        digits = run(["digits_recipes", "digits_fp32"], keep, scheduler, cache)
+        imagenet = run(["imagenet_profiles", "imagenet_baseline"], keep, scheduler, cache)
     if not args.check:
         digits_figures(digits)
         imagenet_figures(imagenet)
@@ -272,7 +307,7 @@ def main() -> None:
         "letter is *measured* when its ratio is below 0.9. Effectual MACs (both operands "
         "nonzero) and cycles are shown too.", "",
         survey.to_markdown(index=False, floatfmt=".3g"), "",
-        reading(survey, on_dense, digits), "",
+        reading(survey, on_dense, on_skip, digits), "",
         "The same ratios on one fixed accelerator, against the int8 recipe on it: the dense "
         "int8 array, then the zero-skipping one (what each method adds to plain int8).", "",
         on_dense.to_markdown(index=False, floatfmt=".3g"), "",

@@ -5,10 +5,11 @@ From the layer's action counts x its energy table (:mod:`simulator.cost.actions`
 ====================  ==================================================================
 column                actions
 ====================  ==================================================================
-``energy_arith_pj``   ``pe_array`` arithmetic: ``mac``, ``mac_gated``, a PE kind's own
-                      operations (``shift_add``, ``xnor_popcount``, ...), ``codebook_read``
+``energy_arith_pj``   ``pe_array`` arithmetic: ``mac`` (``mac@<format><w>x<a>`` at a layer's
+                      own precision), ``mac_gated``, a PE kind's own operations
+                      (``shift_add``, ``xnor_popcount``, ...), ``codebook_read``
 ``energy_pe_local_pj`` ``pe_array`` registers, array network and idle PEs: ``*_rf_read``,
-                      ``*_rf_write``, ``*_hop``, ``mac_idle``
+                      ``*_rf_write``, ``*_hop``, ``mac_idle``, ``halo_psum`` (SCNN halos)
 ``energy_vector_pj``  ``vector_unit`` operations
 ``energy_ifmap_pj``,  each SRAM's reads and writes, less its metadata share
 ``energy_filter_pj``,
@@ -62,7 +63,7 @@ def categories(r: LayerResult, table: EnergyTable) -> dict[str, float]:
         if act == "leak_cycle":
             parts["leakage"].append(pj)
         elif comp == "pe_array":
-            local = act == "mac_idle" or act.endswith(_LOCAL_SUFFIXES)
+            local = act in ("mac_idle", "halo_psum") or act.endswith(_LOCAL_SUFFIXES)
             parts["pe_local" if local else "arith"].append(pj)
         elif comp == "vector_unit":
             parts["vector"].append(pj)
