@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from conftest import SWEEP_ARCH as ARCH
@@ -269,3 +270,31 @@ def test_the_package_is_callable(tmp_path: Path) -> None:
     summary = simulator.sweep(write_inputs(tmp_path), tmp_path / "out", workers=0)
     assert (summary.points, summary.ran) == (1, 1)
     assert store_module.ResultStore is ResultStore
+
+
+def test_specs_traces_and_topologies_are_workloads(tmp_path: Path) -> None:
+    """A sweep takes a network spec, a trace (with its measured accuracy) and a SCALE-Sim
+    topology CSV; each point's workload is read once and its accuracy comes along."""
+    from simulator import parse_network, write_trace
+    from simulator.workload.trace import Accuracy, Trace
+
+    trace = tmp_path / "tinynet_trace.zip"
+    other = json.loads(json.dumps(NET))
+    other["layers"][2]["weight_density"] = 0.25  # not the spec's layers: another workload
+    net = parse_network(other)
+    write_trace(Trace(net, accuracy=Accuracy(0.9, 0.85, "made-up set", 100)), trace)
+    topo = ROOT / "workloads" / "scalesim" / "tiny.csv"
+    path = write_inputs(tmp_path, workloads=[
+        "tinynet.yaml", {"path": trace.name, "label": "tinynet-trace"}, str(topo)])
+    summary = sweep(path, tmp_path / "out", workers=0)
+    assert (summary.points, summary.errors) == (3, 0)
+    pts = ResultStore.open(tmp_path / "out").points().set_index("workload")
+    assert pts.loc["tinynet-trace", "accuracy"] == 0.85
+    assert pts.loc["tinynet-trace", "baseline_accuracy"] == 0.9
+    assert "made-up set" in pts.loc["tinynet-trace", "accuracy_source"]
+    assert pd.isna(pts.loc["tinynet", "accuracy"])
+    assert pts.loc["tiny", "total_cycles"] > 0 and pts.loc["tiny", "layers"] == 3
+    # another density is other content (another hash), but the dense array multiplies zeros
+    # and stores them: the same cycles and energy
+    assert pts.loc["tinynet-trace", "point_hash"] != pts.loc["tinynet", "point_hash"]
+    assert pts.loc["tinynet-trace", "energy_pj"] == pts.loc["tinynet", "energy_pj"]

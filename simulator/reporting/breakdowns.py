@@ -60,7 +60,8 @@ def layer_energy(layers: pd.DataFrame, points: pd.DataFrame) -> Any:
         _bars(ax, sel[sel["point_hash"] == pt["point_hash"]], stacks, div)
         ax.set_ylabel(f"energy ({unit})")
         ax.set_title(f"{_title(pt)}: {pt['energy_uj']:.4g} µJ", fontsize=9)
-    axes[0].legend(fontsize=7, ncols=min(len(stacks), 5), loc="upper right")
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, ncols=min(len(stacks), 5),
+               loc="outside lower center")
     fig.suptitle("Energy per layer by component")
     return fig
 
@@ -79,7 +80,8 @@ def layer_cycles(layers: pd.DataFrame, points: pd.DataFrame) -> Any:
         _bars(ax, sel[sel["point_hash"] == pt["point_hash"]], stacks, div)
         ax.set_ylabel(unit)
         ax.set_title(f"{_title(pt)}: {pt['total_cycles']:,.0f} cycles", fontsize=9)
-    axes[0].legend(fontsize=7, loc="upper right")
+    fig.legend(*axes[0].get_legend_handles_labels(), fontsize=8, ncols=2,
+               loc="outside lower center")
     fig.suptitle("Cycles per layer: compute and stall")
     return fig
 

@@ -181,5 +181,6 @@ def scale(values: pd.Series, unit: str) -> tuple[float, str]:
             if top >= div:
                 return div, name
         return 1.0, "pJ"
-    exp = int(math.floor(math.log10(top) / 3) * 3) if top > 0 else 0
-    return (10.0 ** exp, f"{unit} (×10^{exp})") if exp > 0 else (1.0, unit)
+    exp = min(int(math.floor(math.log10(top) / 3) * 3), 9) if top > 0 else 0
+    words = {3: "thousands", 6: "millions", 9: "billions"}
+    return (10.0 ** exp, f"{unit} ({words[exp]})") if exp > 0 else (1.0, unit)
