@@ -18,7 +18,7 @@ import sys
 import types
 from typing import Any
 
-from simulator.sweep.runner import SweepSummary
+from simulator.sweep.runner import ClusterError, SweepSummary
 from simulator.sweep.runner import run_sweep as sweep
 from simulator.sweep.spec import SweepError, SweepSpec, load_sweep, parse_sweep
 from simulator.sweep.store import ResultStore, StoreError
@@ -34,5 +34,5 @@ class _CallableModule(types.ModuleType):
 
 sys.modules[__name__].__class__ = _CallableModule
 
-__all__ = ["ResultStore", "StoreError", "SweepError", "SweepSpec", "SweepSummary", "load_sweep",
-           "parse_sweep", "sweep"]
+__all__ = ["ClusterError", "ResultStore", "StoreError", "SweepError", "SweepSpec",
+           "SweepSummary", "load_sweep", "parse_sweep", "sweep"]

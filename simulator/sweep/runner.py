@@ -35,15 +35,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from simulator.errors import SimulatorError
 from simulator.frontend._deps import require
 from simulator.sweep.evaluate import PointResult, Task, peak_rss_mb, run_chunk
 from simulator.sweep.expand import Point, expand
 from simulator.sweep.hashing import code_version
 from simulator.sweep.sources import Loaded, Sources
-from simulator.sweep.spec import SweepError, SweepSpec, load_sweep
+from simulator.sweep.spec import SweepSpec, load_sweep
 from simulator.sweep.store import ResultStore
 
 Progress = Callable[[str, int, int], None]
+
+
+class ClusterError(SimulatorError):
+    """A Dask cluster cannot be reached, has no workers, or runs other approxsim code."""
 SIMULATE = "simulate"
 
 
@@ -149,17 +154,18 @@ def _executor(workers: int | None, scheduler: str | None) -> Iterator[_Executor]
         try:
             client = distributed.Client(scheduler, timeout="30s")
         except (OSError, TimeoutError) as exc:
-            raise SweepError("--scheduler", [("", f"cannot reach the Dask scheduler at "
-                                                  f"{scheduler}: {exc}")]) from None
+            raise ClusterError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") \
+                from None
         try:
             versions = client.run(code_version)
             mine = code_version()
             bad = {w: v for w, v in versions.items() if v != mine}
             if not versions:
-                raise SweepError("--scheduler", [("", f"{scheduler} has no workers")])
+                raise ClusterError(f"the Dask scheduler at {scheduler} has no workers")
             if bad:
-                raise SweepError("--scheduler", [(w, f"runs approxsim code {v}, this is {mine}")
-                                                 for w, v in sorted(bad.items())])
+                raise ClusterError(f"workers of {scheduler} run other approxsim code than this "
+                                   f"({mine}): " + ", ".join(f"{w} runs {v}"
+                                                             for w, v in sorted(bad.items())))
             yield _Dask(client, len(versions), scheduler)
         finally:
             client.close()
