@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,11 @@ from rich.console import Console
 
 from simulator.arch.accelerator import build
 from simulator.arch.loader import load_arch
-from simulator.console import note_hidden, print_frame
+from simulator.console import default_cache_dir, note_hidden, print_frame
 from simulator.cost.area import synthesised_area_mm2
 from simulator.cost.table_file import load_energy_table, table_for
 from simulator.errors import SimulatorError, WorkloadError
+from simulator.exploration import report_cmd, sweep_cmd
 from simulator.files import check_output_dir, read_yaml, safe_name
 from simulator.hardware.synthesis import load_synthesis
 from simulator.simulation import simulate
@@ -49,12 +49,6 @@ def parse_input_shapes(values: tuple[str, ...]) -> dict[str, list[int]] | None:
                                  f"integers, e.g. x=1,3,224,224")
         out[name] = shape
     return out or None
-
-
-def default_cache_dir() -> Path:
-    """The user cache directory: ``$XDG_CACHE_HOME/approxsim``, else ``~/.cache/approxsim``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "approxsim"
 
 
 def _warn(source: str, warnings: tuple[tuple[str, str], ...]) -> None:
@@ -418,96 +412,5 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path,
     click.echo(f"wrote {write_trace(result.trace, output)}")
 
 
-@main.command("sweep")
-@click.argument("sweep_file", metavar="SWEEP", type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Results store (a directory); rerun the same command to resume.")
-@click.option("--workers", type=click.IntRange(min=0), default=None,
-              help="Local Dask worker processes (default: one per core); 0 runs in this "
-                   "process without Dask.")
-@click.option("--scheduler", metavar="ADDRESS",
-              help="An existing Dask scheduler, e.g. tcp://HOST:8786 (dask-jobqueue on Slurm).")
-@click.option("--flush-every", type=click.IntRange(min=1), default=64, show_default=True,
-              help="Points per store part (also written every 10 s).")
-@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False),
-              envvar="APPROXSIM_CACHE_DIR", default=lambda: str(default_cache_dir()),
-              show_default="$XDG_CACHE_HOME/approxsim or ~/.cache/approxsim",
-              help="Where bundled models keep their trained weights.")
-def sweep_cmd(sweep_file: Path, output: Path, workers: int | None, scheduler: str | None,
-              flush_every: int, cache_dir: Path) -> None:
-    """Run (or resume) the design-space sweep SWEEP into the results store OUTPUT."""
-    import logging
-
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    from simulator.sweep import sweep
-
-    logging.getLogger("distributed").setLevel(logging.ERROR)
-    err = Console(stderr=True)
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TextColumn("{task.fields[rate]}"), TimeElapsedColumn(),
-                  TextColumn("ETA"), TimeRemainingColumn(), console=err) as bar:
-        tasks: dict[str, Any] = {}
-
-        def progress(phase: str, done: int, total: int) -> None:
-            if phase not in tasks:
-                tasks[phase] = bar.add_task(phase, total=total, rate="")
-            bar.update(tasks[phase], completed=done, total=total)
-            speed = bar.tasks[tasks[phase]].speed
-            if phase == "simulate" and speed:
-                bar.update(tasks[phase], rate=f"{speed:.1f} points/s")
-
-        try:
-            s = sweep(sweep_file, output, workers=workers, scheduler=scheduler,
-                      progress=progress, cache_dir=cache_dir, flush_every=flush_every)
-        except KeyboardInterrupt:
-            err.print(f"interrupted: finished points are in {output}; rerun the same command "
-                      f"to resume")
-            sys.exit(130)
-    where = s.scheduler or (f"{s.workers} local worker(s)" if s.workers else "this process")
-    click.echo(f"{s.points} points: {s.already_done} already in {s.output}, {s.ran} run on "
-               f"{where} in {s.simulate_s:.1f} s ({s.points_per_s:.2f} points/s), "
-               f"{s.errors} with errors")
-    if s.worker_peak_rss_mb:
-        peaks = ", ".join(f"{v:.0f}" for v in s.worker_peak_rss_mb.values())
-        click.echo(f"peak memory per worker (MB): {peaks}")
-    if s.errors:
-        click.echo(f"see the `error` column: approxsim report {s.output} -o DIR", err=True)
-
-
-@main.command("report")
-@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
-@click.option("-o", "--output", type=click.Path(path_type=Path, file_okay=False),
-              help="Directory for the tables and figures (required without --diff).")
-@click.option("--diff", nargs=2, metavar="A B",
-              help="Per-layer deltas of point B against point A (hash prefixes).")
-@click.option("--point", "points", multiple=True, metavar="HASH",
-              help="A point to break down per layer (repeatable; default: the lowest-energy "
-                   "point of each workload).")
-@click.option("--format", "formats", type=click.Choice(["png", "svg"]), multiple=True,
-              default=("png", "svg"), show_default=True, help="Figure formats (repeatable).")
-def report_cmd(results: tuple[Path, ...], output: Path | None, diff: tuple[str, str] | None,
-               points: tuple[str, ...], formats: tuple[str, ...]) -> None:
-    """Tables (CSV, Markdown, LaTeX) and figures from one or more RESULTS stores."""
-    from simulator.reporting import explain, write_diff, write_report
-
-    if diff:
-        table, paths = write_diff(results, diff[0], diff[1], output)
-        console = Console()
-        note_hidden(console, print_frame(
-            console, table, f"B - A per layer (energy in pJ): A = {table.attrs['a'][:12]}, "
-                            f"B = {table.attrs['b'][:12]}"))
-        click.echo(explain(table))
-    elif output is None:
-        raise click.UsageError("give -o DIR for the report (or --diff A B)")
-    else:
-        paths = write_report(results, output, formats=formats, points=points)
-    for p in paths:
-        click.echo(f"wrote {p}", err=True)
+main.add_command(sweep_cmd)
+main.add_command(report_cmd)

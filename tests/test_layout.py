@@ -25,6 +25,7 @@ PKG = Path(__file__).resolve().parent.parent / "simulator"
 STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "report",
           "simulation", "frontend", "validation", "rtl", "sweep", "reporting", "cli"]
 _STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
+             "exploration": "cli",
              "llm": "simulation",
              "__init__": "cli",
              "__main__": "cli"}
