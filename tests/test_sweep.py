@@ -231,7 +231,7 @@ def test_energy_categories_sum_and_metadata_by_hand(tiny_arch: Any) -> None:
 
 
 @pytest.mark.filterwarnings("ignore::UserWarning")
-def test_recipes_are_compressed_once_and_cached(tmp_path: Path) -> None:
+def test_recipes_are_compressed_once_and_cached(tmp_path: Path, cache_dir: Path) -> None:
     """Digits x (baseline, int8): traces cached in the store; a rerun compresses nothing."""
     path = write_inputs(tmp_path, workloads=[], models=["digits-lenet"],
                         recipes=["baseline", "int8"])
@@ -240,7 +240,7 @@ def test_recipes_are_compressed_once_and_cached(tmp_path: Path) -> None:
     def progress(phase: str, done: int, total: int) -> None:
         phases.append(phase)
 
-    cache = tmp_path / "cache"
+    cache = cache_dir  # the session's trained digits model
     sweep(path, tmp_path / "out", workers=0, cache_dir=cache, progress=progress)
     assert "compress digits-lenet/int8" in phases and "compress digits-lenet/baseline" in phases
     traces = sorted((tmp_path / "out" / "traces").glob("*.zip"))
