@@ -199,3 +199,18 @@ def test_cli_sweep_and_report(tmp_path: Path, store: Path) -> None:
     assert err.exit_code == 2 and "axes.pe_array.rowz[0]" in err.output
     assert not (tmp_path / "b").exists()  # nothing is written for a bad sweep file
     assert math.isfinite(float(pd.read_csv(tmp_path / "rep" / "summary.csv")["energy_uj"][0]))
+
+
+def test_columns_keep_one_dtype_across_parts(tmp_path: Path) -> None:
+    """A part whose column is all empty (no point of it had an accuracy) must not turn the
+    column into objects: the report would print the same store two ways."""
+    store = ResultStore.create(tmp_path / "s", "test+0", "t")
+    row = {"point_hash": "a" * 64, "point_index": 0, "sweep": "t", "network": "n",
+           "workload": "w", "recipe": None, "accuracy": None, "accuracy_source": None,
+           "error": None}
+    store.append([row], [{}])
+    store.append([{**row, "point_hash": "b" * 64, "point_index": 1, "accuracy": 0.5,
+                   "accuracy_source": "x"}], [{}])
+    pts = load_results([tmp_path / "s"]).points
+    assert pts["accuracy"].dtype == np.float64 and np.isnan(pts["accuracy"][0])
+    assert pts["accuracy_source"].tolist() == [None, "x"]

@@ -56,6 +56,25 @@ def arch_label(row: pd.Series, axes: Sequence[str]) -> str:
     return ", ".join(parts) if parts else str(row.get("arch_name", "?"))
 
 
+def _normalise(df: pd.DataFrame) -> pd.DataFrame:
+    """One dtype per column whatever the parts held: a part whose column was all empty reads
+    back as untyped nulls, which would turn a float column into objects (and NaN into None)
+    depending on how points were grouped into parts. Numbers become float64, text keeps
+    ``None`` for missing."""
+    out = df.copy()
+    for col in out.columns:
+        s = out[col]
+        if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+            continue
+        kind = pd.api.types.infer_dtype(s, skipna=True)
+        if kind in ("floating", "integer", "mixed-integer-float"):
+            out[col] = pd.to_numeric(s).astype(float)
+        elif kind in ("string", "empty"):
+            out[col] = pd.Series(s.astype(object).where(s.notna(), None), index=s.index,
+                                 dtype=object)
+    return out
+
+
 def load_results(paths: Sequence[str | Path]) -> Results:
     """Read every store in ``paths``; a point hash present twice is an error."""
     if not paths:
@@ -75,6 +94,7 @@ def load_results(paths: Sequence[str | Path]) -> Results:
     if "point_index" in layers:
         layers = layers.sort_values(["_store", "point_index"], kind="stable")
         layers = layers.drop(columns="_store").reset_index(drop=True)
+    points, layers = _normalise(points), _normalise(layers)
     if len(points) == 0 or "error" not in points:
         raise ReportError(f"{', '.join(map(str, paths))}: no finished points yet")
     dup = points["point_hash"][points["point_hash"].duplicated()]
