@@ -40,6 +40,7 @@ validate: venv scalesim-env
 bench: venv
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/sparse.py
+	$(BIN)/python benchmarks/search.py
 
 clean:
 	rm -rf $(VENV) $(SCALESIM_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
