@@ -155,6 +155,11 @@ def compare() -> str:
         {"ResNet-18, 21 conv/fc layers": f"total without {df.layer.iloc[0]}",
          "ZigZag (mapping search, min energy)": f"{zr:.0f} uJ", "approxsim": f"{orest:.0f} uJ",
          "ratio": f"{orest / zr:.2f}"},
+        {"ResNet-18, 21 conv/fc layers": df.layer.iloc[0],
+         "ZigZag (mapping search, min energy)": f"{df.zigzag_uj.iloc[0]:.0f} uJ",
+         "approxsim": f"{df.approxsim_uj.iloc[0]:.0f} uJ", "ratio": f"{df.ratio.iloc[0]:.2f}"},
+        {"ResNet-18, 21 conv/fc layers": "DRAM energy", "ZigZag (mapping search, min energy)":
+         f"{zd:.0f} uJ", "approxsim": f"{od:.0f} uJ", "ratio": f"{od / zd:.2f}"},
         {"ResNet-18, 21 conv/fc layers": "DRAM share", "ZigZag (mapping search, min energy)":
          f"{zd / zt:.1%}", "approxsim": f"{od / ot:.1%}", "ratio": ""}])
     by_comp = (e.groupby("component")["energy_pj"].sum() / 1e6).round(1)

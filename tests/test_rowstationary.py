@@ -84,7 +84,7 @@ def test_rs_gates_but_does_not_skip():
                  conv())
 
 
-def test_eyeriss_alexnet_figures():
+def test_eyeriss_alexnet_figures(monkeypatch):
     # Eyeriss (Chen et al., JSSC 2017, abstract; reference/energy.md) on AlexNet's
     # five conv layers at batch 4: 35 frames/s, 0.0029 DRAM accesses (16-bit words) per MAC,
     # 278 mW chip power without DRAM. Both sides: conv layers only, input activation
@@ -97,6 +97,7 @@ def test_eyeriss_alexnet_figures():
 
     from conftest import REPO
 
+    monkeypatch.syspath_prepend(str(REPO / "analysis"))  # the study imports study_output
     spec = importlib.util.spec_from_file_location("eyeriss_study",
                                                   REPO / "analysis" / "eyeriss_study.py")
     study = importlib.util.module_from_spec(spec)
