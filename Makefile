@@ -40,6 +40,7 @@ validate: venv scalesim-env
 bench: venv
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/sparse.py
+	$(BIN)/python benchmarks/search.py
 
 bench-sweep: venv
 	$(BIN)/python benchmarks/sweep.py

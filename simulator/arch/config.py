@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import ConfigError
 from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
+from simulator.mapping.options import MappingParams, ResidencyParams
 from simulator.registry import ComponentSpec, ParamsModel, pydantic_errors, short_repr
 
 BUFFER_NAMES = ("ifmap", "filter", "ofmap")
@@ -38,6 +39,8 @@ class _ArchFile(BaseModel):
     dram: Any
     vector_unit: Any = None
     energy_table: str | None = None
+    mapping: MappingParams = Field(default_factory=MappingParams)
+    residency: ResidencyParams = Field(default_factory=ResidencyParams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +50,8 @@ class ArchConfig:
     ``clock_mhz`` converts DRAM bandwidth (GB/s) and latency (ns) to per-cycle figures.
     ``vector_unit`` is ``None`` when the file has none: then pooling and element-wise layers run
     on a SIMD unit as wide as the PE array has columns (documented default, README).
+    ``mapping`` (tiling search, objective) and ``residency`` (what stays on chip between
+    layers and inferences): :mod:`simulator.mapping.options`.
     """
 
     name: str
@@ -61,6 +66,8 @@ class ArchConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: ``(path, message)`` of legal but implausible values (the CLI prints them)
     warnings: tuple[tuple[str, str], ...] = ()
+    mapping: MappingParams = field(default_factory=MappingParams)
+    residency: ResidencyParams = field(default_factory=ResidencyParams)
 
 
 #: Keys of a network spec: an architecture file holding them is likely the WORKLOAD argument.
@@ -116,7 +123,8 @@ def parse_arch(data: Any, source: str = "<dict>") -> ArchConfig:
             warnings += [(f"{path}.{key}", msg) for key, msg in spec.params.implausible()]
     return ArchConfig(name=top.name, clock_mhz=top.clock_mhz, pe_array=pe, buffers=buffers,
                       dram=dram, vector_unit=vec, technology_nm=top.technology_nm,
-                      energy_table=top.energy_table, source=source, warnings=tuple(warnings))
+                      energy_table=top.energy_table, source=source, warnings=tuple(warnings),
+                      mapping=top.mapping, residency=top.residency)
 
 
 def _dedupe(errors: list[tuple[str, str]]) -> list[tuple[str, str]]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pydantic import Field
 
 from simulator.hardware.registries import VECTOR_UNITS
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping
 from simulator.mapping.vector import map_vector
 from simulator.registry import ParamsModel
@@ -36,6 +37,7 @@ class Simd:
     def n_pes(self) -> int:
         return self.params.lanes
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
         """Cycles and tiles of a pooling / element-wise layer (:mod:`simulator.mapping.vector`)."""
-        return map_vector(layer, self.name, self.lanes, buffers, self.act_bits)
+        return map_vector(layer, self.name, self.lanes, buffers, self.act_bits, ctx)

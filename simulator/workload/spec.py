@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -24,7 +25,7 @@ from pydantic import (
 from simulator.errors import WorkloadError
 from simulator.registry import validate_file
 from simulator.workload.geometry import conv_out, pair, touched
-from simulator.workload.layer import Layer, Operand, Workload
+from simulator.workload.layer import NETWORK_INPUT, Layer, Operand, Workload
 from simulator.workload.structure import nm_pattern, unquoted_nm
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
@@ -54,6 +55,9 @@ ELEMENTWISE_INPUTS: dict[str, int] = {"add": 2, "mul": 2, "sub": 2, "div": 2, "s
 class _Spec(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1)
+    #: the layers whose outputs this one reads, in operand order (default: the layer listed
+    #: before it; ``input``: the network input)
+    inputs: Annotated[list[str], Field(min_length=1)] | None = None
 
 
 Density = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
@@ -108,8 +112,8 @@ class _GemmSpec(_Spec):
         return Operand(bits=self.act_bits, density=self.act_density)
 
 
-_COMPRESSION_FIELDS = {"name", "op", "weight_bits", "act_bits", "weight_density", "act_density",
-                       "weight_structure", "weight_scheme", "codebook_size",
+_COMPRESSION_FIELDS = {"name", "op", "inputs", "weight_bits", "act_bits", "weight_density",
+                       "act_density", "weight_structure", "weight_scheme", "codebook_size",
                        "weight_mask_model", "weight_scale_bits", "weight_dequantize"}
 
 
@@ -223,7 +227,7 @@ class PoolSpec(_Spec):
         ops = out * (kh * kw + (self.op == "avgpool"))
         return Layer(self.name, self.op, "vector", ifmap_elements=batch * self.channels
                      * self.in_h * self.in_w, ofmap_elements=out, vector_ops=ops,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 class GlobalPoolSpec(_Spec):
@@ -237,7 +241,7 @@ class GlobalPoolSpec(_Spec):
         return Layer(self.name, self.op, "vector", ifmap_elements=n_in,
                      ofmap_elements=batch * self.channels,
                      vector_ops=n_in + batch * self.channels,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 class ElementwiseSpec(_Spec):
@@ -253,7 +257,7 @@ class ElementwiseSpec(_Spec):
         return Layer(self.name, self.op, "vector",
                      ifmap_elements=n * ELEMENTWISE_INPUTS.get(self.op, 1), ofmap_elements=n,
                      vector_ops=n * ELEMENTWISE_OPS[self.op],
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 class VectorSpec(_Spec):
@@ -272,7 +276,7 @@ class VectorSpec(_Spec):
         return Layer(self.name, self.op, "vector", ifmap_elements=batch * self.in_elements,
                      ofmap_elements=batch * self.out_elements,
                      vector_ops=batch * self.vector_ops, output_bits=self.out_bits,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 class EmbeddingSpec(_Spec):
@@ -287,7 +291,7 @@ class EmbeddingSpec(_Spec):
     def lower(self, batch: int) -> Layer:
         n = batch * self.tokens * self.dim
         return Layer(self.name, self.op, "vector", ifmap_elements=n, ofmap_elements=n,
-                     vector_ops=n, dims=self.model_dump(exclude={"name", "op"}))
+                     vector_ops=n, dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 def pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
@@ -325,7 +329,20 @@ def parse_network(data: Any, source: str = "<dict>") -> Workload:
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise WorkloadError(source, [("layers", f"duplicate layer names: {dupes}")])
-    layers = tuple(layer.lower(spec.batch_size) for layer in spec.layers)
+    errors = []
+    for i, layer in enumerate(spec.layers):
+        if layer.name == NETWORK_INPUT:
+            errors.append((f"layers[{i}].name", f"{NETWORK_INPUT!r} names the network input"))
+        for name in layer.inputs or ():
+            if name != NETWORK_INPUT and name not in names[:i]:
+                errors.append((f"layers[{i}] ({layer.name}).inputs",
+                               f"{name!r} is not a layer listed before {layer.name!r} "
+                               f"(or {NETWORK_INPUT!r}, the network input)"))
+    if errors:
+        raise WorkloadError(source, errors)
+    layers = tuple(replace(layer.lower(spec.batch_size),
+                           inputs=None if layer.inputs is None else tuple(layer.inputs))
+                   for layer in spec.layers)
     return Workload(spec.name, layers, source=spec.source, path=source, seed=spec.seed)
 
 
