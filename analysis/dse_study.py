@@ -20,11 +20,10 @@ process.)
 3. **The survey's qualitative table** ("cheaper arithmetic / memory reduction / workload
    reduction" per method) as measured ratios against the uncompressed baseline.
 
-*Fits.* A point fits when the simulator runs it (a PE kind that cannot run a layer's precision
-or scheme is an error row, listed) and, on the XNOR array, when the recipe made every layer's
-weights and activations +-1: recipes that leave weights unquantised run at the array's
-precision (int8 deployment of a pruned model), which on an XNOR array would be an untrained
-1-bit network; no bundled recipe binarises every layer, so the XNOR array fits none.
+*Fits.* A point fits when the simulator runs it. A PE kind that cannot run a layer's precision
+or scheme is an error row, listed; so is an unquantised layer on the XNOR array (the simulator
+refuses to run a layer without declared bits as an untrained 1-bit network); no bundled recipe
+binarises every layer, so the XNOR array fits none.
 """
 
 from __future__ import annotations
@@ -52,8 +51,6 @@ WEIGHT_REDUCTION = ["prune50", "prune80", "prune90", "2of4", "filter-prune", "km
                     "lowrank", "deep-compression"]
 #: Recipes that quantise weights (they run on the 8-bit kinds); the rest keep fp32 weights.
 QUANTISING = {*QUANTISATION, "kmeans16", "deep-compression"}
-#: Recipes that make every layer +-1 in weights and activations (what an XNOR array needs).
-FULLY_BINARY: set[str] = set()
 #: What each method is expected to buy (the survey's qualitative table, as we read it):
 #: cheaper arithmetic, memory reduction, workload reduction.
 EXPECTED = {
@@ -77,16 +74,13 @@ def run(names: list[str], keep: Path, scheduler: str | None, cache: Path) -> pd.
 
 
 def fits(p: pd.DataFrame) -> pd.Series:
-    """Points that ran and fit (module docstring)."""
-    binary_ok = (p["array"] != "xnor") | p["recipe"].isin(FULLY_BINARY)
-    return p["error"].isna() & binary_ok
+    """Points that ran (module docstring)."""
+    return p["error"].isna()
 
 
 def why_not(p: pd.DataFrame) -> pd.Series:
-    out = p["error"].fillna("").str.replace(r"^layer '([^']+)' cannot run on pe '([^']+)': ",
-                                            r"\1: ", regex=True)
-    xnor = p["error"].isna() & ~fits(p)
-    return out.where(~xnor, "unquantised weights would run as 1 bit (not trained for it)")
+    return p["error"].fillna("").str.replace(r"^layer '([^']+)' cannot run on pe '([^']+)': ",
+                                             r"\1: ", regex=True)
 
 
 def reading(survey: pd.DataFrame, on_dense: pd.DataFrame, on_skip: pd.DataFrame,

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import Layer, Operand, Workload, parse_arch, simulate
+from simulator.errors import MappingError
 from simulator.mapping.formats import format_bits
 
 INF = float("inf")
@@ -98,6 +99,31 @@ KINDS = [("mac", 8, 8, "int"), ("shift", 4, 8, "pow2"), ("xnor", 1, 1, "binary")
          ("bitfusion", 4, 4, "int"), ("bfp", 8, 8, "bfp")]
 
 
+def declared(layer: Layer, wb: int, ab: int, scheme: str) -> Layer:
+    """``layer`` quantised as the PE kind runs it (bits and scheme declared)."""
+    return dataclasses.replace(
+        layer, weight=dataclasses.replace(layer.weight, bits=wb, scheme=scheme),
+        activation=dataclasses.replace(layer.activation, bits=ab))
+
+
+def test_an_unquantised_layer_does_not_run_as_one_bit() -> None:
+    # A layer without bits runs at the array's widths; on an XNOR array that would be an
+    # untrained 1-bit network (fp32 weights read as signs): an error naming the layer.
+    raw = {"name": "t", "clock_mhz": 1000,
+           "pe_array": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os",
+                        "pe": "xnor", "weight_bits": 1, "act_bits": 1},
+           "buffers": {b: {"impl": "sram", "size_kb": 64, "bandwidth_words": INF}
+                       for b in ("ifmap", "filter", "ofmap")},
+           "dram": {"impl": "dram", "bandwidth_gb_per_s": 8.0, "energy_pj_per_bit": 8.0}}
+    with pytest.raises(MappingError, match=r"layer 'g' .*'xnor'.* no activation or weight "
+                                           r"bits"):
+        simulate(parse_arch(raw), gemm(8, 64, 8))
+    ok = simulate(parse_arch(raw), Workload("w", (declared(gemm(8, 64, 8).layers[0], 1, 1,
+                                                           "binary"),)))
+    # os 4x4: 2 x 2 folds of K' = ceil(64 / 64) = 1 word: (1 + 4 + 4 - 2) each, minus 1
+    assert ok.layers.iloc[0].compute_cycles == 4 * 7 - 1
+
+
 @settings(max_examples=80, deadline=None)
 @given(m=st.integers(1, 40), k=st.integers(1, 300), n=st.integers(1, 40),
        df=st.sampled_from(["os", "ws", "is"]), da=st.floats(0.05, 1.0),
@@ -115,8 +141,7 @@ def test_skipping_is_never_slower_than_dense(m: int, k: int, n: int, df: str, da
     pe, wb, ab, scheme = kind
     pe_kw = {"pe": pe, "weight_bits": wb, "act_bits": ab}
     layer = gemm(m, k, n, a, w)
-    layer = Workload("w", (dataclasses.replace(
-        layer.layers[0], weight=dataclasses.replace(layer.layers[0].weight, scheme=scheme)),))
+    layer = Workload("w", (declared(layer.layers[0], wb, ab, scheme),))
 
     def run(**modes_kw: str) -> object:
         raw = {"name": "t", "clock_mhz": 1000,
@@ -216,3 +241,38 @@ def test_four_bit_weights_halve_weight_dram_traffic() -> None:
     assert r8.dram_filter_read_bytes == 512 * 512
     assert r4.dram_filter_read_bytes == 512 * 512 // 2
     assert math.isclose(r4.dram_filter_read_bytes / r8.dram_filter_read_bytes, 0.5)
+
+
+@settings(max_examples=40, deadline=None)
+@given(m=st.integers(1, 12), k=st.integers(1, 40), n=st.integers(2, 12),
+       kept=st.integers(1, 11), df=st.sampled_from(["os", "ws", "is"]),
+       kind=st.sampled_from(KINDS))
+def test_pruned_filters_are_discounted_once(m: int, k: int, n: int, kept: int, df: str,
+                                            kind: tuple) -> None:
+    # Removing filters is removing work, once: a layer whose N - kept filters are pruned away
+    # (structure "filter") performs exactly the arithmetic of the dense layer of its kept
+    # filters, on every PE kind (each kind's own actions: shifts, adds, XNOR words, bricks).
+    # The action counter once scaled the kind's counts of the pruned shape by the share of
+    # MACs that fire (kept / n) a second time (the dse study's filter-prune row showed half the
+    # arithmetic energy per MAC).
+    kept = min(kept, n - 1)
+    pe, wb, ab, scheme = kind
+    w = np.ones((1, k, n), dtype=bool)
+    w[0, :, kept:] = False
+
+    def arith(layer: Workload) -> dict[str, int]:
+        raw = {"name": "t", "clock_mhz": 1000,
+               "pe_array": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": df,
+                            "pe": pe, "weight_bits": wb, "act_bits": ab},
+               "buffers": {b: {"impl": "sram", "size_kb": 1024, "bandwidth_words": INF}
+                           for b in ("ifmap", "filter", "ofmap")},
+               "dram": {"impl": "dram", "bandwidth_gb_per_s": INF, "energy_pj_per_bit": 8.0},
+               "vector_unit": {"impl": "simd", "lanes": 4}}
+        acts = simulate(parse_arch(raw), Workload("w", (declared(layer.layers[0], wb, ab,
+                                                                 scheme),))).actions
+        acts = acts[(acts["component"] == "pe_array")
+                    & ~acts["action"].str.contains("_rf_|_hop|idle", regex=True)]
+        return {a: int(c) for a, c in zip(acts["action"], acts["count"], strict=True) if c}
+
+    pruned = arith(gemm(m, k, n, w_mask=w, structure="filter"))
+    assert pruned == arith(gemm(m, k, kept))

@@ -136,12 +136,14 @@ def _arith(layer: Layer, counts: Mapping[str, Any], fired: int, gated: int,
 
     A PE kind's dense counts (``arith.*`` from the mapping, incl. ``codebook_read``) are scaled
     by the share of MACs that fire (not skipped, not gated): a zero that is neither skipped nor
-    gated costs a full operation."""
+    gated costs a full operation. The share is of the MACs the counts were taken on
+    (``arith_view_macs``: the pruned shape), so filters, channels or N:M groups removed from
+    the shape are not discounted a second time."""
     kind_counts = {k[6:]: int(v) for k, v in counts.items() if k.startswith("arith.")}
     if not kind_counts:
         return {("pe_array", "mac" + suffix): fired,
                 ("pe_array", "mac_gated" + suffix): gated}
-    dense = int(counts.get("computed_macs", layer.macs))
+    dense = int(counts.get("arith_view_macs", counts.get("computed_macs", layer.macs)))
     share = fired / dense if dense else 0.0
     out = {("pe_array", name + (suffix if name == "mac" else "")): round(n * share)
            for name, n in kind_counts.items()}

@@ -100,6 +100,11 @@ class PEKind:
     citation: ClassVar[str] = ""
     weight_schemes: ClassVar[frozenset[str]] = INTEGER_SCHEMES
     act_schemes: ClassVar[frozenset[str]] = frozenset({"int", "binary"})
+    #: operands whose precision a layer must declare on this kind: a layer without bits runs
+    #: at the array's widths, which on a general datapath is a precision choice but on a
+    #: datapath that computes only a few values (XNOR: +-1) would silently turn an
+    #: unquantised layer into a different function
+    must_declare: ClassVar[frozenset[str]] = frozenset()
     Params: ClassVar[type[BaseModel]] = _NoParams
 
     def __init__(self, name: str, params: BaseModel, **_: object) -> None:
@@ -116,8 +121,18 @@ class PEKind:
         return []
 
     def check(self, layer: str, weight_bits: int, act_bits: int, weight_scheme: str = "int",
-              act_scheme: str = "int") -> None:
-        """Raise :class:`MappingError` if layer ``layer``'s operands cannot run on this PE."""
+              act_scheme: str = "int", undeclared: frozenset[str] = frozenset()) -> None:
+        """Raise :class:`MappingError` if layer ``layer``'s operands cannot run on this PE.
+
+        ``undeclared``: the operands (``weight``, ``activation``) whose bits the layer did not
+        give and that took the array's widths; those in :attr:`must_declare` are errors."""
+        missing = sorted(undeclared & self.must_declare)
+        if missing:
+            raise MappingError(
+                f"layer {layer!r} cannot run on pe {self.kind!r}: it declares no "
+                f"{' or '.join(missing)} bits, and running it at the array's "
+                f"{weight_bits}/{act_bits} bits would be a different network: quantise it "
+                "(a recipe) or declare its bits and scheme")
         problems = []
         for what, bits in (("weight_bits", weight_bits), ("act_bits", act_bits)):
             if not (isinstance(bits, int) and bits >= 1):

@@ -98,6 +98,7 @@ class XnorPE(PEKind):
         word_bits: int = Field(default=64, ge=1, le=64, strict=True)
 
     weight_schemes = frozenset({"binary", "int"})
+    must_declare = frozenset({"weight", "activation"})
 
     def _problems(self, weight_bits: int, act_bits: int, weight_scheme: str,
                   act_scheme: str) -> list[str]:

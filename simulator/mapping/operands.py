@@ -39,7 +39,7 @@ class ArithmeticKind(Protocol):
     def kind(self) -> str: ...
 
     def check(self, layer: str, weight_bits: int, act_bits: int, weight_scheme: str = "int",
-              act_scheme: str = "int") -> None: ...
+              act_scheme: str = "int", undeclared: frozenset[str] = frozenset()) -> None: ...
 
     def weight_storage_bits(self, weight_bits: int) -> float: ...
 
@@ -140,11 +140,15 @@ def prepare(layer: Layer, array: PEGrid, seed: int) -> Prepared:
     w_scheme = "int" if cb else layer.weight.scheme
     if layer.weight.dequantize:
         value_bits, w_scheme = a_bits, layer.activation.scheme
+    undeclared = frozenset(
+        op for op, o in (("weight", layer.weight), ("activation", layer.activation))
+        if o.bits is None and o.scheme == "int" and not (op == "weight" and (cb or o.dequantize)))
     if layer.filter_is_weight:
-        kind.check(layer.name, value_bits, a_bits, w_scheme, layer.activation.scheme)
+        kind.check(layer.name, value_bits, a_bits, w_scheme, layer.activation.scheme,
+                   undeclared)
         f_bits = kind.weight_storage_bits(w_bits) + layer.weight.scale_bits
     else:  # an activation (a KV cache may be stored at its own bits, with its scales)
-        kind.check(layer.name, a_bits, a_bits)
+        kind.check(layer.name, a_bits, a_bits, undeclared=undeclared & {"activation"})
         f_bits = (layer.weight.bits or a_bits) + layer.weight.scale_bits
     sv: SparseView | None = None
     work = layer
@@ -180,11 +184,15 @@ def sparsity_counts(p: Prepared) -> dict[str, int]:
 
 
 def arith_counts(p: Prepared, kind: ArithmeticKind) -> dict[str, int]:
-    """The PE kind's dense arithmetic actions of the layer (``arith.<action>``)."""
+    """The PE kind's dense arithmetic actions of the layer (``arith.<action>``), counted on
+    the shape the array computes (pruned filters and channels, N:M-compressed K removed), and
+    ``arith_view_macs``, the MACs of that shape: the action counter scales the kind's counts by
+    the share of *those* MACs that fire, so structural pruning is discounted once."""
     layer = p.layer
     k = layer.K if p.sv is None else p.sv.K
     arith = kind.actions(p.view.M, k, p.view.N, p.wb_op, p.a_bits, layer.weight.codebook_size)
-    return {f"arith.{a}": v * layer.count for a, v in arith.items()}
+    return {**{f"arith.{a}": v * layer.count for a, v in arith.items()},
+            "arith_view_macs": p.view.M * k * p.view.N * layer.count}
 
 
 def residency(p: Prepared, loads: Mapping[str, np.ndarray], ctx: MappingContext
