@@ -128,6 +128,8 @@ def run(arch: Path, workload: Path, output: Path | None, name: str | None, fmt: 
         raise SimulatorError(f"--recipe applies to LLM specs; compress {workload} with "
                              f"`approxsim compress` instead")
     report = simulate(spec, load_workload(workload, ofmap_rounding=ofmap_rounding))
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     chosen = None
     if columns is not None:
         chosen = [c.strip() for c in columns.split(",") if c.strip()]

@@ -95,6 +95,8 @@ class LayerResult:
     act_bits: int
     macs_per_pe_per_cycle: float
     actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: what the compute unit did that a reader should know (padding, compressed storage)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -111,10 +113,16 @@ class Report:
     @cached_property
     def layers(self) -> pd.DataFrame:
         """One row per layer, columns :data:`LAYER_COLUMNS` (``energy_pj``: counts x table)."""
-        rows = [{k: v for k, v in asdict(r).items() if k != "actions"} for r in self.results]
+        rows = [{k: v for k, v in asdict(r).items() if k not in ("actions", "notes")}
+                for r in self.results]
         df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
         df["energy_pj"] = layer_energy_pj([r.actions for r in self.results], self.energy_table)
         return df
+
+    @property
+    def notes(self) -> list[str]:
+        """Every layer's notes (padding to the datapath, compressed storage), in order."""
+        return [n for r in self.results for n in r.notes]
 
     @cached_property
     def energy(self) -> pd.DataFrame:

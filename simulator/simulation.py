@@ -67,7 +67,8 @@ def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
         sram_ofmap_writes=c["sram_ofmap_writes"], sram_ofmap_reads=c["sram_ofmap_reads"],
         dram_ifmap_read_bytes=reads["ifmap"], dram_filter_read_bytes=reads["filter"],
         dram_psum_read_bytes=reads["psum"], dram_read_bytes=sum(reads.values()),
-        dram_write_bytes=writes, dram_busy_cycles=timing.dram_busy_cycles, actions=actions)
+        dram_write_bytes=writes, dram_busy_cycles=timing.dram_busy_cycles, actions=actions,
+        notes=m.notes)
 
 
 def simulate(arch: ArchConfig, workload: Workload,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from simulator.arch.config import ArchConfig
 from simulator.errors import ConfigError
@@ -22,6 +22,13 @@ class Accelerator:
     buffers: Mapping[str, Sram]
     dram: Dram
     vector_unit: ComputeUnit
+    #: every PE array by its instance name (one, ``pe_array``, unless the architecture
+    #: declares several); ``pe_array`` is the first
+    units: Mapping[str, PEArray] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.units:
+            object.__setattr__(self, "units", {"pe_array": self.pe_array})
 
 
 def build(arch: ArchConfig) -> Accelerator:

@@ -5,7 +5,8 @@ name: prune80-int8
 description: Deep-Compression-style pipeline
 finetune: {epochs: 2, lr: 0.001}      # optional masked fine-tuning after pruning / low rank
                                       # (qat: true also fine-tunes through quantisation)
-steps:                   # in order: lowrank, prune, share, quantise, activation
+steps:                   # in order: distill, lowrank, structure, prune, share, quantise,
+                         # activation, function, exit, measure (methods.STAGES)
   - {method: magnitude, sparsity: 0.8, layers: ["conv*", "fc1"], iterations: 2}
   - {method: kmeans, clusters: 16, exclude: [conv1]}
   - {method: fixed_point, bits: 8}
@@ -13,8 +14,10 @@ steps:                   # in order: lowrank, prune, share, quantise, activation
 ```
 ``layers`` (default ``"*"``: every layer computed with a model weight) and ``exclude`` are
 *selectors*, one or a list: a shell-style pattern over layer names (``"conv*"``), or a mapping
-``{type: conv2d | linear | matmul}`` (the layer's op), ``{position: first | last}`` (the first /
-last weight layer the forward pass runs) or ``{pattern: "..."}``; so a recipe travels between
+``{type: conv2d | linear | matmul}`` (the layer's op; for activation-function steps ``sigmoid |
+tanh | gelu | silu | exp | softmax | layernorm | rmsnorm``), ``{position: first | last}`` (the
+first / last layer the step may select, in the order the forward pass runs them) or
+``{pattern: "..."}``; so a recipe travels between
 models (``exclude: {position: first}`` keeps whatever the first layer is called dense). Every
 selector must match at least one layer (a typo is an error, never a silent no-op), unless it
 says ``optional: true`` (``{type: conv2d, optional: true}`` on a model without convolutions).
@@ -34,9 +37,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from simulator.errors import ConfigError
 from simulator.files import read_yaml
-from simulator.frontend import group_quant  # noqa: F401  (registers its methods)
+from simulator.frontend import (  # noqa: F401  (they register their methods)
+    adaptive,
+    approximate,
+    distill,
+    group_quant,
+    input_dependent,
+    mixed_precision,
+    structured,
+)
 from simulator.frontend.methods import METHODS, STAGES, Method, Params
 from simulator.registry import pydantic_errors
+from simulator.workload.approx import FUNCTIONS
 
 
 class RecipeError(ConfigError):
@@ -60,7 +72,7 @@ class _RecipeFile(BaseModel):
     steps: Annotated[list[Any], Field(min_length=1)]
 
 
-SELECTOR_TYPES = ("conv2d", "linear", "matmul")
+SELECTOR_TYPES = ("conv2d", "linear", "matmul", *FUNCTIONS)
 POSITIONS = ("first", "last")
 
 
@@ -92,6 +104,8 @@ class Step:
     params: Params
     layers: tuple[Selector, ...]
     exclude: tuple[Selector, ...]
+    #: the step gave no ``layers`` (so ``"*"``)
+    default_layers: bool = False
 
     @property
     def path(self) -> str:
@@ -194,7 +208,8 @@ def parse_recipe(data: Any, source: str = "<dict>") -> Recipe:
                                              f"{steps[-1].method.name!r} "
                                              f"({steps[-1].method.stage}); order: "
                                              f"{' -> '.join(STAGES)}"))
-        steps.append(Step(i, meth, params, layers, exclude))  # type: ignore[arg-type]
+        steps.append(Step(i, meth, params, layers, exclude,  # type: ignore[arg-type]
+                          "layers" not in raw))
     if errors:
         raise RecipeError(source, errors)
     return Recipe(top.name, top.description, top.finetune, tuple(steps), dict(data), source)

@@ -84,6 +84,8 @@ class LayerMapping:
     values_per_word: int = 1
     #: the arithmetic the layer runs in (``int``, ``fp``, ``bfp``): its MAC is priced so
     number_format: str = "int"
+    #: what the unit did that a reader should know (padding, compressed storage, ...)
+    notes: tuple[str, ...] = ()
 
 
 def chunks(size: int, lanes: int) -> np.ndarray:

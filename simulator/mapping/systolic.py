@@ -34,6 +34,13 @@ from typing import NamedTuple, Protocol
 import numpy as np
 
 from simulator.mapping.dataflows import Dataflow
+from simulator.mapping.precision import (
+    circulant_values_per_element,
+    filter_storage_bits,
+    filter_stream_cycles,
+    fold_stream,
+    precision_notes,
+)
 from simulator.mapping.schedule import (
     Buffer,
     LayerMapping,
@@ -69,6 +76,9 @@ class ArithmeticKind(Protocol):
               act_scheme: str = "int") -> None: ...
 
     def weight_storage_bits(self, weight_bits: int) -> float: ...
+
+    @property
+    def serial_weights(self) -> bool: ...
 
     def gemm_view(self, M: int, K: int, N: int, weight_bits: int,
                   act_bits: int) -> GemmView: ...
@@ -126,6 +136,7 @@ class _Plan:
 
     outer: str
     busy: np.ndarray
+    fold: np.ndarray
     loads: dict[str, np.ndarray]
     elems: dict[str, np.ndarray]
     ofmap_reads: np.ndarray
@@ -137,8 +148,11 @@ class _Plan:
 
 
 def _plan(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer], outer_dim: str,
-          bits: Mapping[str, float], stream_scale: int = 1) -> _Plan:
-    """Fold arrays, DRAM loads/stores and SRAM counts for one loop order (module docstring)."""
+          bits: Mapping[str, float], stream_scale: int | np.ndarray = 1) -> _Plan:
+    """Fold arrays, DRAM loads/stores and SRAM counts for one loop order (module docstring).
+
+    ``stream_scale``: cycles per streamed value, or one per output filter (a weight-serial PE
+    on a layer with per-filter bits, :func:`simulator.mapping.precision.fold_stream`)."""
     df = array.dataflow
     size: dict[str, int] = {"M": layer.M, "K": layer.K, "N": layer.N}
     lanes: dict[str, int] = {df.rows: array.rows, df.cols: array.cols}
@@ -190,14 +204,18 @@ def _plan(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer], out
             loads["psum"] = np.where(first[loop], 0.0, psum_bytes)
         port_bits = (elems["ofmap"] + reads) * array.acc_bits
 
-    busy = np.full(n_o * n_i, array.fold_cycles(size[df.stream] * stream_scale),
-                   dtype=np.int64)
+    n_index = None if "N" not in (outer_dim, inner_dim) else (
+        o_idx if outer_dim == "N" else i_idx)
+    fold = array.fold_cycles(fold_stream(size[df.stream], stream_scale, df.stream,  # type: ignore[arg-type]
+                                         lanes.get("N", 1), n_o * n_i, n_index))
+    busy = np.asarray(fold, dtype=np.int64).copy()
     for op, bits_moved in (("ifmap", elems["ifmap"] * bits["ifmap"]),
                            ("filter", elems["filter"] * bits["filter"]), ("ofmap", port_bits)):
         bw = buffers[op].bits_per_cycle
         if math.isfinite(bw):
             busy = np.maximum(busy, np.ceil(bits_moved / bw).astype(np.int64))
-    return _Plan(outer_dim, busy, loads, elems, reads, ext[df.rows] * ext[df.cols])
+    return _Plan(outer_dim, busy, np.asarray(fold, dtype=np.int64), loads, elems, reads,
+                 ext[df.rows] * ext[df.cols])
 
 
 def _needs_sparse_view(layer: Layer, array: ArrayGeometry) -> bool:
@@ -229,9 +247,14 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     w_scheme = "int" if cb else layer.weight.scheme
     if layer.weight.dequantize:
         value_bits, w_scheme = a_bits, layer.activation.scheme
+    block = layer.weight.block if layer.weight.structure == "circulant" else None
     if layer.filter_is_weight:
         kind.check(layer.name, value_bits, a_bits, w_scheme, layer.activation.scheme)
-        f_bits = kind.weight_storage_bits(w_bits) + layer.weight.scale_bits
+        per_filter = filter_storage_bits(layer, kind.weight_storage_bits)
+        f_bits = (per_filter if per_filter is not None else kind.weight_storage_bits(w_bits)
+                  ) + layer.weight.scale_bits
+        if block:  # one stored vector per b x b block (mapping.precision)
+            f_bits *= circulant_values_per_element(layer.K, layer.N, block)
     else:  # an activation (a KV cache may be stored at its own bits, with its scales)
         kind.check(layer.name, a_bits, a_bits)
         f_bits = (layer.weight.bits or a_bits) + layer.weight.scale_bits
@@ -252,8 +275,13 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     pack = kind.pack(wb_op, a_bits)
     work_layer = dataclasses.replace(work_layer, M=view.M, K=view.K, N=view.N)
     scale = view.stream_cycles_per_value
+    per_filter_cycles = filter_stream_cycles(layer, work_layer.N) if kind.serial_weights \
+        and layer.filter_is_weight and (sv is None or (sv.N == layer.N and sv.work is None)) \
+        else None
+    stream_scale: int | np.ndarray = scale if per_filter_cycles is None else per_filter_cycles
     other = df.cols if df.outer == df.rows else df.rows
-    plans = [_plan(work_layer, array, buffers, d, bits, scale) for d in (df.outer, other)]
+    plans = [_plan(work_layer, array, buffers, d, bits, stream_scale)
+             for d in (df.outer, other)]
     plan = min(plans, key=lambda pl: pl.dram_bytes)  # stable: default order wins ties
 
     reps = layer.count
@@ -267,8 +295,7 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         compute = max(int(busy.sum()) - 1, 1)
     else:
         busy = np.tile(plan.busy, reps)
-        stream = {"M": work_layer.M, "K": work_layer.K, "N": work_layer.N}[df.stream]
-        compute = max(len(busy) * array.fold_cycles(stream * scale) - 1, 1)
+        compute = max(int(plan.fold.sum()) * reps - 1, 1)
     if busy.sum() > 1:  # SCALE-Sim counts from zero: a layer takes folds * fold - 1 cycles
         busy[-1] -= 1   # (except a one-cycle layer, which SCALE-Sim divides by zero on)
     folds = len(plan.busy) * reps
@@ -298,15 +325,27 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         "dequantized_values": (int(plan.elems["filter"].sum()) * reps
                                if layer.weight.dequantize else 0),
     }
-    arith = kind.actions(view.M, layer.K if sv is None else sv.K, view.N, wb_op, a_bits,
-                         layer.weight.codebook_size)
+    k_arith = layer.K if sv is None else sv.K
+    rate = kind.macs_per_pe_per_cycle(wb_op, a_bits)
+    if per_filter_cycles is None:
+        arith = kind.actions(view.M, k_arith, view.N, wb_op, a_bits, layer.weight.codebook_size)
+    else:  # each filter at its own bits: the counts of each width, summed
+        arith = {}
+        widths, n_of = np.unique(per_filter_cycles, return_counts=True)
+        for b, n in zip(widths.tolist(), n_of.tolist(), strict=True):
+            for k, v in kind.actions(view.M, k_arith, n, b, a_bits,
+                                     layer.weight.codebook_size).items():
+                arith[k] = arith.get(k, 0) + v
+        rate = pack / float(per_filter_cycles.mean())
     counts.update({f"arith.{k}": v * reps for k, v in arith.items()})
+    notes = precision_notes(layer, kind.serial_weights, kind.kind,
+                            per_filter_cycles is not None, bool(block))
     return LayerMapping(layer, array.name, tiles, compute_cycles=compute, folds=folds,
                         mapping_efficiency=int(plan.used.sum()) * reps / (folds * array.n_pes),
                         counts=counts, loop_outer=plan.outer,
                         weight_density=sv.weight_density if sv else 1.0,
                         act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance,
-                        macs_per_pe_per_cycle=kind.macs_per_pe_per_cycle(wb_op, a_bits),
+                        macs_per_pe_per_cycle=rate, notes=tuple(notes),
                         values_per_word=pack, number_format=kind.number_format,
                         weight_bits=value_bits if layer.filter_is_weight else a_bits,
                         act_bits=a_bits, pe_kind=kind.kind,

@@ -1,4 +1,12 @@
-"""Pooling and element-wise layers on a SIMD vector unit: cycles and tiles."""
+"""Pooling and element-wise layers on a SIMD vector unit: cycles and tiles.
+
+Each lane does one primitive op per cycle; a layer of ``n`` ops takes ``ceil(n / lanes)``
+cycles. A layer whose nonlinearity is approximated (``Layer.approx``,
+:mod:`simulator.workload.approx`) instead costs its exact ops left plus one lane-cycle per
+function evaluation, and reports its stage actions (``vec.compare``, ``vec.mul_add``,
+``vec.lut_read_bit``) and the table it loads (``vec.lut_write_bit``; the table's bytes come
+from DRAM with the layer, through the filter buffer, and are read from it once).
+"""
 
 from __future__ import annotations
 
@@ -12,13 +20,21 @@ def map_vector(layer: Layer, unit: str, lanes: int, buffers: Mapping[str, Buffer
                act_bits: int) -> LayerMapping:
     """Split a pooling/element-wise layer into tiles that fit the ifmap and ofmap buffers."""
     bits = layer.act_bits or act_bits
-    cycles = -(-layer.vector_ops // lanes)
+    ops = {"vector_op": layer.vector_ops, "cycles_ops": layer.vector_ops}
+    table_bits = 0
+    if layer.approx is not None:
+        ops = layer.approx.counts(layer.ofmap_elements, layer.vector_ops)
+        table_bits = layer.approx.table_bits
+    cycles = -(-ops.pop("cycles_ops") // lanes)
     out_bits = layer.output_bits or bits
-    tiles = even_tiles(cycles, {"ifmap": layer.ifmap_elements * bits / 8, "filter": 0.0},
+    tiles = even_tiles(cycles, {"ifmap": layer.ifmap_elements * bits / 8,
+                                "filter": table_bits / 8},
                        layer.ofmap_elements * out_bits / 8, buffers)
     counts = {"sram_ifmap_reads": layer.ifmap_elements, "sram_filter_reads": 0,
               "sram_ofmap_writes": layer.ofmap_elements, "sram_ofmap_reads": 0,
               "effectual_macs": 0, "gated_macs": 0, "skipped_macs": 0,
-              "weight_metadata_bytes": 0, "act_metadata_bytes": 0}
+              "weight_metadata_bytes": 0, "act_metadata_bytes": 0,
+              "sram_filter_read_bits": table_bits,
+              **{f"vec.{k}": v for k, v in ops.items()}}
     return LayerMapping(layer, unit, tiles, compute_cycles=cycles, folds=0,
                         mapping_efficiency=float("nan"), counts=counts)

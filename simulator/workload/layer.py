@@ -28,6 +28,9 @@ from typing import Any, Literal
 
 import numpy as np
 
+from simulator.workload.approx import FunctionApprox
+from simulator.workload.dynamic import ExitPlan
+
 
 @dataclass(frozen=True, slots=True, eq=False)
 class Operand:
@@ -54,6 +57,13 @@ class Operand:
     at the array edge before the MAC (weight-only quantisation, W4A16; a quantised KV cache):
     MACs run at the activation precision and each value read into the array costs one
     ``dequantize`` action.
+    ``block``: with ``structure="circulant"``, the side ``b`` of the circulant blocks the
+    weight matrix is partitioned into (CirCNN, Ding et al. MICRO 2017): each ``b x b`` block is
+    stored as one vector of ``b`` values (:mod:`simulator.mapping.circulant`).
+    ``filter_bits``: bits of each output filter's weights when they differ per filter
+    (adaptive precision); ``bits`` is then the widest of them.
+    ``mask_set``: nonzero masks of one operand over several inputs, ``(samples, *mask
+    shape)`` (an activation measured per calibration sample); ``mask`` is the first of them.
     """
 
     bits: int | None = None
@@ -66,6 +76,9 @@ class Operand:
     mask_model: str = "iid"
     scale_bits: float = 0.0
     dequantize: bool = False
+    block: int | None = None
+    filter_bits: tuple[int, ...] | None = None
+    mask_set: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +90,8 @@ class Layer:
     ``activation`` the left one (the ifmap), each with bits, density and optional mask.
     ``output_bits``: storage bits per output element when they differ from the activation
     precision (a vector layer that quantises, e.g. appending to an 4-bit KV cache, incl. its
-    scales); ``None``: the activation bits.
+    scales); ``None``: the activation bits. ``approx``: the layer's nonlinearity computed by
+    segments or a table (:mod:`simulator.workload.approx`); ``None``: exact (flat counts).
     """
 
     name: str
@@ -96,6 +110,7 @@ class Layer:
     activation: Operand = field(default_factory=Operand)
     dims: Mapping[str, Any] = field(default_factory=dict)
     output_bits: float | None = None
+    approx: FunctionApprox | None = None
 
     @property
     def weight_bits(self) -> int | None:
@@ -113,13 +128,15 @@ class Layer:
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """A named sequence of layers with its provenance."""
+    """A named sequence of layers with its provenance; ``exits``: early-exit branches with
+    their measured exit rates (:mod:`simulator.workload.dynamic`)."""
 
     name: str
     layers: tuple[Layer, ...]
     source: str = ""
     path: str = ""
     seed: int = 0
+    exits: ExitPlan | None = None
 
     @property
     def macs(self) -> int:
