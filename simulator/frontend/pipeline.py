@@ -161,7 +161,7 @@ def _compress(model: nn.Module, recipe: Recipe, data: TaskData, *, name: str,
             work.act_bits.update({la.name: bits for la in picked})
             progress("calibrate", 1, 1)
             last_act = all(s.method.stage != "activation" for s in recipe.steps[step.index + 1:])
-            if ft.qat and ft.epochs > 0 and last_act:  # through activations and weights
+            if ft.qat and ft.activations and ft.epochs > 0 and last_act:  # both at once
                 qat(work.model, data, ft, work.quantised,
                     _masks(work.model, list(work.pruned.values())), progress, seed,
                     f"quantisation-aware fine-tune {step.path} (activations and weights)")

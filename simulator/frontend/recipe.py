@@ -4,7 +4,8 @@
 name: prune80-int8
 description: Deep-Compression-style pipeline
 finetune: {epochs: 2, lr: 0.001}      # optional masked fine-tuning after pruning / low rank
-                                      # (qat: true also fine-tunes through quantisation)
+                                      # (qat: true also fine-tunes through quantisation;
+                                      # activations: true then also through activations)
 steps:                   # in order: distill, lowrank, structure, prune, share, quantise,
                          # activation, function, exit, measure (methods.STAGES)
   - {method: magnitude, sparsity: 0.8, layers: ["conv*", "fc1"], iterations: 2}
@@ -62,6 +63,9 @@ class FineTune(BaseModel):
     batch_size: Annotated[int, Field(gt=0, strict=True)] = 64
     #: also fine-tune through weight quantisation (straight-through estimator)
     qat: bool = False
+    #: with ``qat``: fine-tune once more after the last activation step, through the weight
+    #: and the activation quantisation together (binary inputs need it: XNOR-Net)
+    activations: bool = False
 
 
 class _RecipeFile(BaseModel):
