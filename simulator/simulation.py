@@ -9,23 +9,23 @@ from __future__ import annotations
 
 from simulator.arch.accelerator import Accelerator, build
 from simulator.arch.config import ArchConfig
+from simulator.arch.placement import place_and_map
 from simulator.cost.actions import count_actions
 from simulator.cost.table import EnergyTable
 from simulator.cost.table_file import table_for
 from simulator.engine import run_tiles
-from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_mappable, check_size
+from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
 from simulator.report import LayerResult, Report
 from simulator.workload.layer import Layer, Workload
 
 
 def map_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerMapping:
-    """Map one layer onto the accelerator's PE array (GEMMs) or vector unit (the rest),
+    """Map one layer onto the accelerator's PE array (GEMMs; with several arrays, the one its
+    placement rule chooses, :mod:`simulator.arch.placement`) or vector unit (the rest),
     through the one :class:`~simulator.hardware.unit.ComputeUnit` interface.
 
     ``seed`` draws the random masks of operands that carry only a density."""
-    check_mappable(layer)
-    unit = acc.pe_array if layer.kind == "gemm" else acc.vector_unit
-    return unit.map_layer(layer, acc.buffers, seed)
+    return place_and_map(layer, acc, seed)
 
 
 def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
@@ -41,7 +41,7 @@ def run_layer(layer: Layer, acc: Accelerator, seed: int = 0) -> LayerResult:
                                          ("psum", t.psum_load_bytes))}
     writes = int(t.store_bytes.sum())
     total = timing.total_cycles
-    n_pes = acc.pe_array.n_pes
+    n_pes = acc.unit(m.unit).n_pes
     gemm = layer.kind == "gemm"
     c = m.counts
     actions = count_actions(layer, m, timing, acc)
@@ -80,10 +80,17 @@ def simulate(arch: ArchConfig, workload: Workload,
     must have an entry (one :class:`~simulator.errors.EnergyError` lists all missing ones).
     """
     acc = build(arch)
-    acc.pe_array.check_workload(workload.layers)
+    if len(acc.units) == 1:
+        acc.pe_array.check_workload(workload.layers)
     results = tuple(run_layer(layer, acc, workload.seed) for layer in workload.layers)
+    if len(acc.units) > 1:  # each array with the layers its placement gave it
+        for name, unit in acc.units.items():
+            unit.check_workload([la for la, r in zip(workload.layers, results, strict=True)
+                                 if r.unit == name])
     variants = {a for r in results for (_, a) in r.actions if "@" in a}
     table = energy_table if energy_table is not None else table_for(arch, acc, variants)
     table.require(k for r in results for k in r.actions)
     return Report(arch=arch.name, workload=workload.name, n_pes=acc.pe_array.n_pes,
-                  clock_mhz=arch.clock_mhz, results=results, energy_table=table)
+                  clock_mhz=arch.clock_mhz, results=results, energy_table=table,
+                  unit_pes={**{n: u.n_pes for n, u in acc.units.items()},
+                            "vector_unit": acc.vector_unit.n_pes})

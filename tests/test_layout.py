@@ -24,6 +24,7 @@ PKG = Path(__file__).resolve().parent.parent / "simulator"
 STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "report",
           "simulation", "frontend", "validation", "rtl", "cli"]
 _STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
+             "printing": "cli",
              "llm": "simulation", "dynamic": "simulation",
              "__init__": "cli",
              "__main__": "cli"}

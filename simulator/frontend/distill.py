@@ -59,9 +59,12 @@ def kd_loss(student: Any, teacher: Any, labels: Any, temperature: float, alpha: 
     return alpha * soft + (1 - alpha) * F.cross_entropy(student, labels)
 
 
-def narrowed(teacher: Any, narrow: set[str], width: float, example: Any, seed: int) -> Any:
+def narrowed(teacher: Any, narrow: set[str], width: float, example: Any, seed: int,
+             own: set[str] | None = None) -> Any:
     """The teacher rebuilt with lazy convs, linears and batch norms, the modules in ``narrow``
-    at ``width`` of their output channels, materialised on ``example`` (module docstring)."""
+    at ``width`` of their output channels, materialised on ``example`` (module docstring).
+    ``own``: the conv / linear modules called as layers of their own (a weight its parent
+    reads directly, as nn.MultiheadAttention's out_proj, is left as it is); default all."""
     import copy
 
     import torch
@@ -71,6 +74,8 @@ def narrowed(teacher: Any, narrow: set[str], width: float, example: Any, seed: i
     student = copy.deepcopy(teacher)
     for name, mod in list(student.named_modules()):
         new: nn.Module | None = None
+        if isinstance(mod, (nn.Conv2d, nn.Linear)) and own is not None and name not in own:
+            continue
         if isinstance(mod, nn.Conv2d):
             if mod.groups != 1:
                 raise SimulatorError(f"distill width: {name!r} is a grouped convolution "
@@ -139,7 +144,9 @@ def distill(work: Any, step: Any) -> None:
         picked = set(work.select(step, cands)) - {last}
         mods = {work.layers[n].param.removesuffix(".weight") for n in picked}
         assert p.width is not None
-        student = narrowed(teacher, mods, p.width, data.calibration[:2], p.seed)
+        own = {la.module for la in work.layers.values()
+               if la.param and la.module == la.param.removesuffix(".weight")}
+        student = narrowed(teacher, mods, p.width, data.calibration[:2], p.seed, own)
     train(student, x, y, epochs=p.epochs, lr=p.lr, batch_size=p.batch_size, seed=p.seed,
           progress=work.progress, phase=f"distil {step.path}",
           loss=lambda out, lab, idx: kd_loss(out, soft[idx], lab, p.temperature, p.alpha))

@@ -182,9 +182,9 @@ def compress_onnx(path: str | Path, recipe: Recipe,
         if step.method.stage == "activation":
             if not isinstance(step.params, ActParams):
                 raise RecipeError(recipe.source, [(f"{step.path}.method", f"{step.method.name!r}"
-                                                   f" is not a fixed-point activation scheme "
-                                                   f"(an LLM spec's KV cache, or binary inputs "
-                                                   f"that need a PyTorch model)")])
+                                                   f" is not a fixed-point activation scheme: "
+                                                   f"an LLM spec's KV cache, or binary inputs, "
+                                                   f"which needs a PyTorch model")])
             act_steps.append((step, targets))
             continue
         for n in targets:

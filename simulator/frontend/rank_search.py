@@ -4,11 +4,12 @@ Candidates are the ranks that make the two layers cheaper than the dense one,
 ``r (K + N) < K N`` (so ``r < K N / (K + N)``): the powers of two below that bound and the
 bound itself.
 
-* ``max_energy_fraction: f`` on ``arch``: each layer gets the largest candidate rank whose
-  two layers (``conv k x k C -> r`` + ``conv 1 x 1 r -> N``, or ``linear K -> r`` +
-  ``linear r -> N``) simulate on ``arch`` to at most ``f`` times the energy of the dense
-  layer there, both at the architecture's precision (later quantisation steps are not known
-  yet); no candidate within the budget leaves the layer whole. Largest rank: the most
+* ``max_energy_fraction: f`` on ``arch`` (a file, or a bundled one such as
+  ``arch_configs/edge_8x8.yaml`` wherever the recipe runs): each layer gets the largest
+  candidate rank whose two layers (``conv k x k C -> r`` + ``conv 1 x 1 r -> N``, or ``linear
+  K -> r`` + ``linear r -> N``) simulate on ``arch`` to at most ``f`` times the energy of the
+  dense layer there, both at the architecture's precision (later quantisation steps are not
+  known yet); no candidate within the budget leaves the layer whole. Largest rank: the most
   accurate factorisation the budget allows.
 * ``max_accuracy_drop: d``: on ``samples`` training examples (never the held-out set the
   result is reported on), each layer alone gets the smallest candidate rank whose top-1
@@ -25,6 +26,7 @@ bound itself.
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -73,7 +75,9 @@ def _by_energy(p: LowRankParams, layers: list[ImportedLayer]) -> dict[str, int |
     from simulator.arch.loader import load_arch
 
     assert p.arch is not None and p.max_energy_fraction is not None
-    arch = load_arch(p.arch)
+    path = Path(p.arch)
+    bundled = Path(__file__).resolve().parents[2] / path  # a recipe names a bundled file
+    arch = load_arch(path if path.is_file() or not bundled.is_file() else bundled)
     out: dict[str, int | None] = {}
     for la in layers:
         dense = _energy_pj(arch, [la.spec])
@@ -137,8 +141,9 @@ def choose_ranks(work: Any, step: Step,
                                  f"to choose ranks on (the held-out set is for the result)")
         ranks, base, joint = _by_accuracy(work.model, step, layers, data.x_train[:p.samples],
                                           data.y_train[:p.samples], work.recipe)
+        over = "; over the budget after 4 rounds" if base - joint > p.max_accuracy_drop else ""
         how = (f"top-1 drop at most {p.max_accuracy_drop:g} on {min(p.samples, len(data.x_train))}"
-               f" training samples (before fine-tuning: {base:.4f} -> {joint:.4f})")
+               f" training samples (before fine-tuning: {base:.4f} -> {joint:.4f}{over})")
     chosen = ", ".join(f"{n} {'whole' if r is None else r}" for n, r in ranks.items())
     work.notes.append(f"{step.path} (svd): ranks chosen by {how}: {chosen}")
     return ranks

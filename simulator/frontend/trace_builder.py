@@ -119,11 +119,17 @@ def build_trace(imported: ImportResult, name: str, source: str, extras: TraceExt
 
 
 def weight_kib(op: Operand, elements: int) -> float:
-    """Weight storage in KiB: nonzeros x bits (32 when unquantised), plus the codebook and the
-    quantisation scales / zero points (``scale_bits`` per value)."""
-    bits = op.bits if op.bits is not None else 32
+    """Weight storage in KiB: nonzeros x bits (32 when unquantised; the mean of per-filter
+    bits), plus the codebook and the quantisation scales / zero points (``scale_bits`` per
+    value); block-circulant weights keep one value per block row (``elements / b``)."""
+    bits: float = op.bits if op.bits is not None else 32
+    if op.filter_bits:
+        bits = sum(op.filter_bits) / len(op.filter_bits)
+    values = elements * op.density
+    if op.structure == "circulant" and op.block:
+        values = elements / op.block
     book = (op.codebook_size or 0) * 32
-    return (elements * op.density * bits + book + elements * op.scale_bits) / 8 / 1024
+    return (values * bits + book + elements * op.scale_bits) / 8 / 1024
 
 
 def size_table(before: Trace, after: Trace) -> pd.DataFrame:

@@ -23,7 +23,7 @@ from simulator.hardware.pe import PEKind
 from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ArithOps, ParamWidths
-from simulator.mapping.circulant import BUTTERFLY_OPS, CMAC_OPS, map_circulant
+from simulator.mapping.circulant import BUTTERFLY_OPS, CMAC_OPS, circulant_work, map_circulant
 from simulator.mapping.schedule import Buffer, LayerMapping
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
@@ -64,11 +64,20 @@ class FftUnit(ParamWidths):
         regs = p.max_block // 2 * 2 * p.weight_bits
         return ArithOps(4 * (p.butterflies + p.cmacs), 6 * p.butterflies + 4 * p.cmacs, regs)
 
+    def accepts(self, layer: Layer) -> str | None:
+        """Why it cannot run ``layer`` (None: a block-circulant layer it can run)."""
+        try:
+            w = circulant_work(layer, self.name)
+        except MappingError as exc:
+            return str(exc)
+        if w.block > self.params.max_block:
+            return (f"layer {layer.name!r} cannot run on unit {self.name!r}: its circulant "
+                    f"blocks ({w.block}) exceed max_block ({self.params.max_block})")
+        return None
+
     def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
-        b = layer.weight.block
-        if b is not None and b > self.params.max_block:
-            raise MappingError(f"layer {layer.name!r} cannot run on unit {self.name!r}: its "
-                               f"circulant blocks ({b}) exceed max_block "
-                               f"({self.params.max_block})")
+        why = self.accepts(layer)
+        if why is not None:
+            raise MappingError(why)
         return map_circulant(layer, self.name, self.params.butterflies, self.params.cmacs,
                              buffers, self.act_bits, self.weight_bits)

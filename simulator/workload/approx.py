@@ -107,7 +107,7 @@ class ApproxSpec(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     method: Literal["pwl", "lut"]
-    entries: Annotated[int, Field(ge=2, le=1 << 16, strict=True)]
+    entries: Annotated[int, Field(ge=1, le=1 << 16, strict=True)]
     bits: Annotated[int, Field(ge=2, le=32, strict=True)]
     lo: Annotated[float, Field(allow_inf_nan=False)]
     hi: Annotated[float, Field(allow_inf_nan=False)]
@@ -117,6 +117,8 @@ class ApproxSpec(BaseModel):
     def _range(self) -> ApproxSpec:
         if not self.lo < self.hi:
             raise ValueError(f"lo ({self.lo}) must be below hi ({self.hi})")
+        if self.method == "lut" and self.entries < 2:
+            raise ValueError(f"a lookup table needs at least 2 entries (got {self.entries})")
         return self
 
     def build(self, function: str) -> FunctionApprox:

@@ -1,0 +1,338 @@
+"""The toolbox's hardware side: per-filter bits (native on a weight-serial array, padded
+elsewhere), circulant storage and FFT execution, approximated functions on the vector unit,
+heterogeneous PE arrays with placement rules, exit-weighted and per-sample costs, and the trace
+fields that carry them. Cycle and byte counts are worked out by hand in the comments."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from simulator import load_arch, parse_arch, parse_network, simulate
+from simulator.dynamic import exit_report, simulate_samples
+from simulator.errors import ConfigError, MappingError, WorkloadError
+from simulator.workload.trace import Trace, write_trace
+from simulator.workload.trace_reader import read_trace
+from tests.conftest import arch_dict
+
+REPO = Path(__file__).resolve().parent.parent
+WEIGHT_SERIAL = {"impl": "bitserial", "serial": "weights", "max_weight_bits": 8}
+
+
+def fc(**fields: Any) -> dict[str, Any]:
+    return {"name": "fc", "op": "linear", "in_features": 16, "out_features": 8, **fields}
+
+
+def one(layer: dict[str, Any], **arch: Any) -> Any:
+    return simulate(parse_arch(arch_dict(**arch)), parse_network({"name": "n",
+                                                                  "layers": [layer]}))
+
+
+@pytest.mark.parametrize(("dataflow", "serial_cycles", "mac_cycles"), [
+    # filters 0-3 at 2 bits, 4-7 at 8 bits; M = 1, K = 16, N = 8 on a 4x4 array:
+    # os: 2 folds (N chunks), stream K x widest = 32 / 128, fold = stream + 6 -> 38 + 134 - 1
+    ("os", 171, 43),
+    # ws: 4 K-chunks x 2 N-chunks, stream M x widest = 2 / 8, fold = 10 + s -> 4 (12 + 18) - 1
+    ("ws", 119, 87),
+    # is: N streamed: sum of widths 4 x 2 + 4 x 8 = 40, fold = 10 + 40, 4 K-chunks -> 200 - 1
+    ("is", 199, 71),
+])
+def test_per_filter_bits_native_on_weight_serial_padded_on_mac(dataflow: str, serial_cycles: int,
+                                                               mac_cycles: int) -> None:
+    layer = fc(weight_filter_bits=[2, 2, 2, 2, 8, 8, 8, 8])
+    serial = one(layer, dataflow=dataflow, pe_array={"pe": WEIGHT_SERIAL})
+    mac = one(layer, dataflow=dataflow)
+    assert int(serial.layers["compute_cycles"][0]) == serial_cycles
+    assert int(mac.layers["compute_cycles"][0]) == mac_cycles
+    # weights packed per filter: (4 x 16 x 2 + 4 x 16 x 8) bits + 8 filters x 5-bit width
+    # fields = 640 + 40 bits = 85 bytes, on both
+    assert int(serial.layers["dram_filter_read_bytes"][0]) == 85
+    assert int(mac.layers["dram_filter_read_bytes"][0]) == 85
+    # mean width 5 bits: a weight-serial PE does 1/5 MAC per cycle
+    assert serial.layers["macs_per_pe_per_cycle"][0] == pytest.approx(0.2)
+    assert serial.notes == [] and "padded to 8 bits" in mac.notes[0]
+    # bit-serial steps: 16 x (4 x 2 + 4 x 8) = 640
+    assert serial.actions.query("action == 'bit_serial_step'")["count"].sum() == 640
+
+
+@settings(max_examples=25, deadline=None)
+@given(bits=st.lists(st.integers(1, 8), min_size=1, max_size=12),
+       k=st.integers(1, 20), m=st.integers(1, 6), df=st.sampled_from(["os", "ws", "is"]))
+def test_per_filter_cycles_equal_the_long_way(bits: list[int], k: int, m: int, df: str) -> None:
+    """The vectorised per-fold widths equal one simulation per fold's own width, and are
+    never more than running every filter at the widest width."""
+    n, rows, cols = len(bits), 3, 4
+    layer = {"name": "fc", "op": "linear", "in_features": k, "out_features": n, "tokens": m,
+             "weight_filter_bits": bits}
+    got = int(one(layer, rows=rows, cols=cols, dataflow=df,
+                  pe_array={"pe": WEIGHT_SERIAL}).layers["compute_cycles"][0])
+    # the long way: every output-filter chunk (columns) of the array as its own layer at its
+    # widest filter's bits (os, ws: N on columns); is streams N: the sum of the widths
+    if df == "is":
+        s = sum(bits)
+        fk, fm = math.ceil(k / rows), math.ceil(m / cols)
+        want = fk * fm * (2 * rows + cols + s - 2) - 1
+    else:
+        want = -1
+        for start in range(0, n, cols):
+            chunk = bits[start:start + cols]
+            w = max(chunk)
+            sub = {"name": "c", "op": "linear", "in_features": k, "out_features": len(chunk),
+                   "tokens": m, "weight_bits": w}
+            want += int(one(sub, rows=rows, cols=cols, dataflow=df,
+                            pe_array={"pe": WEIGHT_SERIAL}).layers["compute_cycles"][0]) + 1
+    assert got == want
+    widest = {**layer, "weight_filter_bits": [max(bits)] * n}
+    assert got <= int(one(widest, rows=rows, cols=cols, dataflow=df,
+                          pe_array={"pe": WEIGHT_SERIAL}).layers["compute_cycles"][0])
+
+
+def test_circulant_dense_execution_stores_one_vector_per_block() -> None:
+    layer = fc(weight_structure="circulant", weight_block=4)
+    rep = one(layer, dataflow="ws")
+    dense = one(fc(), dataflow="ws")
+    # 16 x 8 weights / 4 = 32 stored values of 8 bits
+    assert int(rep.layers["dram_filter_read_bytes"][0]) == 32
+    assert int(dense.layers["dram_filter_read_bytes"][0]) == 128
+    assert int(rep.layers["compute_cycles"][0]) == int(dense.layers["compute_cycles"][0])
+    assert "stored as one vector per block" in rep.notes[0]
+    with pytest.raises(WorkloadError, match="weight_block"):
+        parse_network({"name": "n", "layers": [fc(weight_structure="circulant")]})
+
+
+def fft_arch(**placement: Any) -> Any:
+    return parse_arch(arch_dict(pe_array=None, pe_arrays={
+        "array": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os"},
+        "fft": {"impl": "fft", "butterflies": 2, "cmacs": 4, "max_block": 16}},
+        placement=placement or {"impl": "by_op", "rules": {"circulant": "fft"},
+                                "default": "array"}, vector_unit={"impl": "simd", "lanes": 4}))
+
+
+def test_fft_unit_cycles_and_actions_by_hand() -> None:
+    # M = 3 tokens, K = N = 8, b = 4: 48 butterflies, 48 complex MACs (test_toolbox_arithmetic)
+    # on 2 butterfly units and 4 CMACs: max(48 / 2, 48 / 4) + log2 4 = 26 cycles
+    net = {"name": "n", "layers": [
+        {"name": "c", "op": "linear", "in_features": 8, "out_features": 8, "tokens": 3,
+         "weight_structure": "circulant", "weight_block": 4},
+        {"name": "d", "op": "linear", "in_features": 8, "out_features": 8, "tokens": 3}]}
+    rep = simulate(fft_arch(), parse_network(net))
+    layers = rep.layers.set_index("layer")
+    assert layers.at["c", "unit"] == "fft" and layers.at["d", "unit"] == "array"
+    assert int(layers.at["c", "compute_cycles"]) == 26
+    acts = rep.actions.set_index(["layer", "component", "action"])["count"]
+    assert acts[("c", "fft", "butterfly")] == 48 and acts[("c", "fft", "cmac")] == 48
+    # every unit leaks every cycle of every layer, whether it runs or not
+    assert acts[("d", "fft", "leak_cycle")] == int(layers.at["d", "total_cycles"])
+    units = rep.units.set_index("unit")
+    assert units.at["fft", "layers"] == 1 and units.at["array", "layers"] == 1
+    # the FFT unit's busy share: 48 CMACs on 4 units over the network's cycles
+    assert units.at["fft", "utilisation"] == pytest.approx(
+        48 / (4 * rep.totals["total_cycles"]))
+
+
+def test_fft_unit_refuses_other_layers_naming_layer_and_units() -> None:
+    arch = fft_arch(impl="explicit", layers={"d": "fft"}, default="array")
+    net = {"name": "n", "layers": [{"name": "d", "op": "linear", "in_features": 8,
+                                    "out_features": 8}]}
+    with pytest.raises(MappingError, match=r"layer 'd' can run on none.*fft.*block-circulant"):
+        simulate(arch, parse_network(net))
+
+
+def hetero(placement: dict[str, Any] | None = None) -> Any:
+    return parse_arch(arch_dict(pe_array=None, pe_arrays={
+        "int8": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os"},
+        "xnor": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os", "pe": "xnor",
+                 "weight_bits": 1, "act_bits": 1}},
+        placement=placement or {"impl": "by_precision"}))
+
+
+BINARY_NET = {"name": "bnn", "layers": [
+    {"name": "first", "op": "linear", "in_features": 64, "out_features": 64, "weight_bits": 8,
+     "act_bits": 8},
+    {"name": "mid", "op": "linear", "in_features": 64, "out_features": 64, "weight_bits": 1,
+     "act_bits": 1, "weight_scheme": "binary"},
+    {"name": "last", "op": "linear", "in_features": 64, "out_features": 10, "weight_bits": 8,
+     "act_bits": 8}]}
+
+
+def test_binary_network_runs_end_to_end_with_its_8bit_layers() -> None:
+    rep = simulate(hetero(), parse_network(BINARY_NET))
+    assert rep.layers["unit"].tolist() == ["int8", "xnor", "int8"]
+    # the XNOR layer: K = 64 packs into one 64-bit word: M = 1, K' = 1, N = 64 on 4x4 os:
+    # 16 folds of (1 + 4 + 4 - 2) = 7 cycles -> 111
+    assert int(rep.layers["compute_cycles"][1]) == 16 * 7 - 1
+    with pytest.raises(MappingError, match=r"'mid' cannot run on pe 'xnor'|'first'.*xnor"):
+        simulate(parse_arch(arch_dict(pe_array={"pe": "xnor", "weight_bits": 1,
+                                                "act_bits": 1})),
+                 parse_network(BINARY_NET))
+
+
+def test_a_layer_no_unit_fits_names_the_layer_and_every_unit() -> None:
+    net = {"name": "n", "layers": [{"name": "wide", "op": "linear", "in_features": 8,
+                                    "out_features": 8, "weight_bits": 16, "act_bits": 16}]}
+    with pytest.raises(MappingError, match=r"layer 'wide' can run on none of the units.*"
+                                           r"int8: 16-bit weights.*xnor: 16-bit"):
+        simulate(hetero(), parse_network(net))
+
+
+def test_explicit_and_by_op_placement() -> None:
+    arch = hetero({"impl": "explicit", "layers": {"m*": "xnor"}, "default": "int8"})
+    rep = simulate(arch, parse_network(BINARY_NET))
+    assert rep.layers["unit"].tolist() == ["int8", "xnor", "int8"]
+    arch = hetero({"impl": "by_op", "rules": {"linear": "int8"}, "default": "xnor"})
+    assert simulate(arch, parse_network({**BINARY_NET, "layers": BINARY_NET["layers"][:1]})
+                    ).layers["unit"].tolist() == ["int8"]
+
+
+@pytest.mark.parametrize(("change", "match"), [
+    ({"pe_array": {"impl": "systolic", "rows": 2, "cols": 2, "dataflow": "os"}},
+     "either pe_array .* or pe_arrays"),
+    ({"placement": None}, "placement: required with several pe_arrays"),
+    ({"placement": {"impl": "explicit", "layers": {"x": "int4"}}},
+     r"placement\.layers\.x: unknown unit 'int4'"),
+    ({"placement": {"impl": "by_speed"}}, "placement.*by_speed"),
+    ({"pe_arrays": {"ofmap": {"impl": "systolic", "rows": 2, "cols": 2, "dataflow": "os"}}},
+     r"pe_arrays\.ofmap: array names must be identifiers other than"),
+])
+def test_heterogeneous_config_errors(change: dict[str, Any], match: str) -> None:
+    data = arch_dict(pe_array=None, pe_arrays={
+        "int8": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os"},
+        "xnor": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os", "pe": "xnor",
+                 "weight_bits": 1, "act_bits": 1}}, placement={"impl": "by_precision"})
+    for k, v in change.items():
+        if v is None:
+            data.pop(k)
+        else:
+            data[k] = {**data.get(k, {}), **v} if k == "pe_arrays" else v
+    with pytest.raises(ConfigError, match=match):
+        parse_arch(data)
+
+
+@pytest.mark.parametrize("path", sorted(p.name for p in (REPO / "arch_configs").glob("*.yaml")))
+def test_every_bundled_architecture_still_loads(path: str) -> None:
+    arch = load_arch(REPO / "arch_configs" / path)
+    assert arch.units and next(iter(arch.units.values())) == arch.pe_array
+
+
+def test_one_array_under_pe_arrays_costs_the_same_as_pe_array() -> None:
+    """The single-array YAML and the same array as the only entry of pe_arrays give the same
+    cycles and energy (only the component's name differs)."""
+    net = parse_network({"name": "n", "layers": [fc(), {"name": "r", "op": "relu",
+                                                        "shape": [8]}]})
+    single = simulate(parse_arch(arch_dict()), net)
+    spec = arch_dict()["pe_array"]
+    named = simulate(parse_arch(arch_dict(pe_array=None, pe_arrays={"main": spec})), net)
+    assert named.totals["total_cycles"] == single.totals["total_cycles"]
+    assert named.totals["energy_pj"] == pytest.approx(single.totals["energy_pj"])
+    assert set(named.actions["component"]) - set(single.actions["component"]) == {"main"}
+
+
+def approx_layer(**approx: Any) -> dict[str, Any]:
+    return {"name": "s", "op": "sigmoid", "shape": [100],
+            "approx": {"method": "pwl", "entries": 8, "bits": 8, "lo": -8.0, "hi": 8.0,
+                       **approx}}
+
+
+def test_approximated_function_costs_per_element_on_the_vector_unit() -> None:
+    rep = one(approx_layer(), vector_unit={"impl": "simd", "lanes": 4})
+    exact = one({"name": "s", "op": "sigmoid", "shape": [100]},
+                vector_unit={"impl": "simd", "lanes": 4})
+    # exact: 3 ops x 100 / 4 lanes = 75 cycles; pwl: one evaluation per element = 25 cycles
+    assert int(exact.layers["compute_cycles"][0]) == 75
+    assert int(rep.layers["compute_cycles"][0]) == 25
+    acts = rep.actions.set_index(["component", "action"])["count"]
+    assert acts[("vector_unit", "compare")] == 200 and acts[("vector_unit", "mul_add")] == 200
+    assert acts[("vector_unit", "lut_read_bit")] == 1600  # 100 x (8 + 8)-bit entries
+    assert acts[("vector_unit", "lut_write_bit")] == 128  # the table: 8 x 16 bits
+    # the table (16 bytes) comes from DRAM with the layer
+    assert int(rep.layers["dram_filter_read_bytes"][0]) == 16
+    with pytest.raises(WorkloadError, match=r"lo .* must be below hi"):
+        parse_network({"name": "n", "layers": [approx_layer(lo=1.0, hi=0.0)]})
+
+
+EXIT_NET = {"name": "e", "layers": [
+    {"name": "a", "op": "linear", "in_features": 8, "out_features": 8},
+    {"name": "x.fc", "op": "linear", "in_features": 8, "out_features": 2},
+    {"name": "b", "op": "linear", "in_features": 8, "out_features": 8},
+    {"name": "c", "op": "linear", "in_features": 8, "out_features": 2}],
+    "early_exit": {"exits": ["x.fc", "c"], "thresholds": [0.1, 0.5],
+                   "rates": [[0.25, 0.75], [0.75, 0.25]], "accuracy": [0.9, 0.8],
+                   "samples": 4, "heads": [["x.fc"]]}}
+
+
+def test_exit_report_weights_cycles_by_the_measured_rates() -> None:
+    wl = parse_network(EXIT_NET)
+    rep = simulate(parse_arch(arch_dict()), wl)
+    cyc = rep.layers["total_cycles"].tolist()
+    er = exit_report(rep, wl)
+    early, full = cyc[0] + cyc[1], sum(cyc)
+    t = er.thresholds.set_index("threshold")
+    assert t.at[0.1, "mean_cycles"] == pytest.approx(0.25 * early + 0.75 * full)
+    assert t.at[0.5, "mean_cycles"] == pytest.approx(0.75 * early + 0.25 * full)
+    # the median sample at 0.1 runs to the end, at 0.5 leaves early; p90 at 0.5 is the end
+    assert (t.at[0.1, "p50_cycles"], t.at[0.5, "p50_cycles"]) == (full, early)
+    assert t.at[0.5, "p90_cycles"] == full
+    # std of a two-point distribution: sqrt(p (1 - p)) x the gap
+    assert t.at[0.1, "std_cycles"] == pytest.approx(math.sqrt(0.25 * 0.75) * (full - early))
+    # the baseline runs the backbone without the head x.fc
+    assert t.at[0.1, "full_cycles"] == full - cyc[1]
+    with pytest.raises(WorkloadError, match="must be 2 fractions summing to 1"):
+        parse_network({**EXIT_NET, "early_exit": {**EXIT_NET["early_exit"],
+                                                  "rates": [[0.5, 0.6], [1.0, 0.0]]}})
+
+
+def test_per_sample_masks_spread_equals_one_run_per_sample() -> None:
+    rng = np.random.default_rng(0)
+    masks = rng.random((3, 6, 16)) < np.array([0.9, 0.5, 0.2])[:, None, None]
+    wl = parse_network({"name": "n", "layers": [
+        {"name": "fc", "op": "linear", "in_features": 16, "out_features": 8, "tokens": 6}]})
+    layer = wl.layers[0]
+    act = dataclasses.replace(layer.activation, mask=masks[0], density=float(masks[0].mean()),
+                              mask_set=masks)
+    wl = dataclasses.replace(wl, layers=(dataclasses.replace(layer, activation=act),))
+    arch = load_arch(REPO / "arch_configs" / "cnvlutin_like_16x16_os.yaml")
+    sr = simulate_samples(arch, wl)
+    for s in range(3):  # the long way: one simulation per sample's mask
+        one_s = dataclasses.replace(wl, layers=(dataclasses.replace(layer, activation=(
+            dataclasses.replace(layer.activation, mask=masks[s],
+                                density=float(masks[s].mean())))),))
+        want = simulate(arch, one_s).layers
+        got = sr.layers[sr.layers["sample"] == s].iloc[0]
+        assert got["total_cycles"] == want["total_cycles"][0]
+        assert got["load_imbalance"] == want["load_imbalance"][0]
+    cyc = sr.layers["total_cycles"]
+    row = sr.summary.iloc[0]
+    assert (row["total_cycles_min"], row["total_cycles_max"]) == (cyc.min(), cyc.max())
+    assert cyc.nunique() > 1  # zero skipping: the inputs' sparsity shows in the cycles
+
+
+def test_trace_carries_the_toolbox_fields(tmp_path: Path) -> None:
+    net = {"name": "n", "layers": [
+        fc(weight_filter_bits=[2, 3, 4, 5, 6, 7, 8, 8], weight_bits=8),
+        {"name": "c", "op": "linear", "in_features": 8, "out_features": 8,
+         "weight_structure": "circulant", "weight_block": 4},
+        {**approx_layer(), "shape": [8]},
+        {"name": "x.fc", "op": "linear", "in_features": 8, "out_features": 2}],
+        "early_exit": {"exits": ["c", "x.fc"], "thresholds": [0.2], "rates": [[0.5, 0.5]],
+                       "accuracy": [0.7], "samples": 10, "heads": []}}
+    wl = parse_network(net)
+    masks = np.zeros((2, 1, 16), dtype=bool)
+    masks[1, 0, :5] = True
+    layers = list(wl.layers)
+    layers[0] = dataclasses.replace(layers[0], activation=dataclasses.replace(
+        layers[0].activation, mask=masks[0], density=0.0, mask_set=masks))
+    back = read_trace(write_trace(Trace(dataclasses.replace(wl, layers=tuple(layers))),
+                                  tmp_path / "t"))
+    got = {la.name: la for la in back.workload.layers}
+    assert got["fc"].weight.filter_bits == (2, 3, 4, 5, 6, 7, 8, 8)
+    assert (got["c"].weight.structure, got["c"].weight.block) == ("circulant", 4)
+    assert got["s"].approx == wl.layers[2].approx
+    assert np.array_equal(got["fc"].activation.mask_set, masks)
+    assert back.workload.exits == wl.exits
