@@ -141,7 +141,8 @@ def choose_ranks(work: Any, step: Step,
                                  f"to choose ranks on (the held-out set is for the result)")
         ranks, base, joint = _by_accuracy(work.model, step, layers, data.x_train[:p.samples],
                                           data.y_train[:p.samples], work.recipe)
-        over = "; over the budget after 4 rounds" if base - joint > p.max_accuracy_drop else ""
+        budget = p.max_accuracy_drop or 0.0
+        over = "; over the budget after 4 rounds" if base - joint > budget else ""
         how = (f"top-1 drop at most {p.max_accuracy_drop:g} on {min(p.samples, len(data.x_train))}"
                f" training samples (before fine-tuning: {base:.4f} -> {joint:.4f}{over})")
     chosen = ", ".join(f"{n} {'whole' if r is None else r}" for n, r in ranks.items())
