@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator.frontend.adaptive import quantise_rows, widths
 from simulator.frontend.approximate import approximate, pwl_error_bound
@@ -182,3 +184,28 @@ def test_frequency_domain_counts_of_a_circulant_layer() -> None:
                                                                        block=4))
     w = circulant_work(layer, "fft")
     assert (w.p, w.q, w.butterflies, w.cmacs, w.stored_values) == (2, 2, 48, 48, 16)
+
+
+@settings(max_examples=40, deadline=None)
+@given(b_exp=st.integers(1, 4), p=st.integers(1, 3), q=st.integers(1, 3), m=st.integers(1, 4),
+       seed=st.integers(0, 2**16))
+def test_frequency_domain_product_equals_the_dense_block_circulant_product(
+        b_exp: int, p: int, q: int, m: int, seed: int) -> None:
+    """CirCNN eq. 2 as the FFT unit computes it (p FFTs of the input blocks, p q element-wise
+    products summed in the frequency domain, q IFFTs) equals the dense product of the projected
+    block-circulant matrix, for every block size the unit takes."""
+    b = 2**b_exp
+    rng = np.random.default_rng(seed)
+    w = circulant_project(rng.normal(size=(q * b, p * b)), b)  # N x K
+    x = rng.normal(size=(m, p * b))
+    v = w.reshape(q, b, p, b)[:, :, :, 0]  # each block's first column is its vector
+    spec_w = np.fft.fft(v, axis=1)  # (q, b, p): the stored spectra
+    spec_x = np.fft.fft(x.reshape(m, p, b), axis=2)  # p FFTs per row
+    acc = np.einsum("qbp,mpb->mqb", spec_w, spec_x)  # p q b complex MACs per row
+    y = np.fft.ifft(acc, axis=2).real.reshape(m, q * b)  # q IFFTs per row
+    np.testing.assert_allclose(y, x @ w.T, atol=1e-9)
+    layer = Layer("c", "linear", "gemm", M=m, K=p * b, N=q * b,
+                  weight=Operand(structure="circulant", block=b))
+    work = circulant_work(layer, "fft")
+    assert work.cmacs == m * p * q * b  # the einsum's products
+    assert work.butterflies == m * (p + q) * (b // 2) * b_exp
