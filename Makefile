@@ -8,12 +8,12 @@ SCALESIM_VENV := .venv-scalesim
 # (reference/scalesim.md) and runs as a subprocess; the project itself is not pinned.
 SCALESIM_PKGS := scalesim==3.0.0 numpy==1.26.4 pandas==2.2.3
 
-.PHONY: demo test lint bench venv scalesim-env validate clean
+.PHONY: demo test lint bench bench-sweep study venv scalesim-env validate clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[dev,torch,onnx,models,rtl]'
+	$(BIN)/python -m pip install -q -e '.[dev,torch,onnx,models,rtl,sweep,plot]'
 	touch $@
 
 $(SCALESIM_VENV)/.installed:
@@ -40,6 +40,13 @@ validate: venv scalesim-env
 bench: venv
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/sparse.py
+	$(BIN)/python benchmarks/search.py
+
+bench-sweep: venv
+	$(BIN)/python benchmarks/sweep.py
+
+study: venv
+	$(BIN)/python analysis/dse_study.py
 
 clean:
 	rm -rf $(VENV) $(SCALESIM_VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

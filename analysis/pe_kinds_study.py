@@ -99,7 +99,7 @@ def reading(df: pd.DataFrame) -> str:
   popcount, 32x smaller weights than fp32):** a 64-bit XNOR-popcount PE runs
   {xnor["speedup_vs_int8"]:.1f}x fewer compute cycles than int8 (64x fewer K folds, less the
   fill/drain that no longer amortises) and reads {int8["dram_read_mb"] / xnor["dram_read_mb"]:.0f}x
-  fewer DRAM bytes (8x from 1-bit operands, the rest from partial sums that now fit on chip).
+  fewer DRAM bytes (its 1-bit operands against 8-bit ones; partial sums stay on chip in both).
 * **Shift (log) PEs (Miyashita et al. 2016; Kim et al., IEEE TC 2019: up to 88 % less energy than
   an exact multiplier):** the shift-add costs {shift["arith_energy_vs_int8"]:.0%} of an int8 MAC
   here ({1 - shift["arith_energy_vs_int8"]:.0%} less), in line with the published saving. The

@@ -7,8 +7,10 @@ Public API::
                       load_workload("workloads/networks/resnet18.yaml"))
     report.layers      # pandas DataFrame, one row per layer
     report.totals      # whole-network totals
+    sweep("workloads/sweeps/edge_dse.yaml", "results/edge")   # design-space exploration
 """
 
+import simulator.sweep as sweep  # a package you can call: simulator.sweep(SWEEP, RESULTS)
 from simulator.arch.config import ArchConfig, parse_arch
 from simulator.arch.loader import load_arch
 from simulator.cost.table import EnergyTable
@@ -33,7 +35,7 @@ __all__ = [
     "ArchConfig", "ConfigError", "EnergyError", "EnergyTable", "Layer", "LayerResult",
     "MappingError", "Operand", "Report", "SimulatorError", "Trace", "TraceError", "Workload",
     "WorkloadError", "compress", "load_arch", "load_energy_table", "load_workload",
-    "parse_arch", "parse_network", "read_trace", "simulate", "write_trace",
+    "parse_arch", "parse_network", "read_trace", "simulate", "sweep", "write_trace",
 ]
 __version__ = "0.1.0"
 

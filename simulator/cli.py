@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,11 @@ from rich.console import Console
 
 from simulator.arch.accelerator import build
 from simulator.arch.loader import load_arch
-from simulator.console import note_hidden, print_frame
+from simulator.console import default_cache_dir, note_hidden, print_frame
 from simulator.cost.area import synthesised_area_mm2
 from simulator.cost.table_file import load_energy_table, table_for
 from simulator.errors import SimulatorError, WorkloadError
+from simulator.exploration import report_cmd, sweep_cmd
 from simulator.files import check_output_dir, read_yaml, safe_name
 from simulator.hardware.synthesis import load_synthesis
 from simulator.printing import print_dynamic, print_energy
@@ -50,12 +50,6 @@ def parse_input_shapes(values: tuple[str, ...]) -> dict[str, list[int]] | None:
                                  f"integers, e.g. x=1,3,224,224")
         out[name] = shape
     return out or None
-
-
-def default_cache_dir() -> Path:
-    """The user cache directory: ``$XDG_CACHE_HOME/approxsim``, else ``~/.cache/approxsim``."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "approxsim"
 
 
 def _warn(source: str, warnings: tuple[tuple[str, str], ...]) -> None:
@@ -414,3 +408,7 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path,
 
         print_comparison(console, compare(cmp_arch, result), cmp_arch.name)
     click.echo(f"wrote {write_trace(result.trace, output)}")
+
+
+main.add_command(sweep_cmd)
+main.add_command(report_cmd)

@@ -8,7 +8,9 @@ right-aligned, text left-aligned.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pandas as pd
@@ -70,3 +72,9 @@ def note_hidden(console: Console, hidden: Sequence[str]) -> None:
         console.print(f"[dim]{len(hidden)} more column(s) not shown for width: "
                       f"{', '.join(hidden)} (--columns to choose; -o or --format csv for all)"
                       f"[/dim]")
+
+
+def default_cache_dir() -> Path:
+    """The user cache directory: ``$XDG_CACHE_HOME/approxsim``, else ``~/.cache/approxsim``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "approxsim"

@@ -266,3 +266,17 @@ def replace_dir_atomic(target: str | Path, fill: Callable[[Path], None],
                 shutil.rmtree(tmp, ignore_errors=True)
         raise
     return dest
+
+
+WORKLOADS = Path(__file__).resolve().parents[1] / "workloads"
+
+
+def bundled(path: str | Path, folder: str) -> Path:
+    """``path`` itself, or for a bare name that is not a file, the bundled
+    ``workloads/<folder>/<name>.yaml`` if it exists (``int8``: ``workloads/recipes/int8.yaml``)."""
+    p = Path(path)
+    if not p.exists() and p.suffix == "" and len(p.parts) == 1:
+        candidate = WORKLOADS / folder / f"{p}.yaml"
+        if candidate.is_file():
+            return candidate
+    return p

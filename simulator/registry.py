@@ -19,6 +19,7 @@ from typing import Any, Generic, TypeVar
 from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 T = TypeVar("T")
+ModelT = TypeVar("ModelT", bound=BaseModel)
 #: pydantic's location tags for members of a union type (not keys the user wrote).
 _UNION_MEMBER = re.compile(r"^(?:[a-z]+(?:-[a-z]+)+|[a-z]+\[.*\]|int|str|float|bool|none)$")
 
@@ -102,6 +103,23 @@ def pydantic_errors(exc: ValidationError, prefix: str = "") -> list[tuple[str, s
         else:
             out.append((path, msg))
     return out
+
+
+def validate_file(model: type[ModelT], data: Any, source: str,
+                  error: Callable[[str, list[tuple[str, str]]], Exception], expected: str,
+                  relabel: Callable[[list[tuple[str, str]]], list[tuple[str, str]]] | None = None,
+                  ) -> ModelT:
+    """Validate the top level of a parsed file (``data``) into ``model``; on any problem raise
+    ``error(source, [(path, message), ...])``. ``expected`` says what the mapping holds;
+    ``relabel`` may rewrite the paths (e.g. add layer names)."""
+    if not isinstance(data, Mapping):
+        raise error(source, [("", f"must be a mapping with {expected} "
+                                  f"(got {type(data).__name__})")])
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        errs = pydantic_errors(exc)
+        raise error(source, relabel(errs) if relabel else errs) from None
 
 
 class Registry(Generic[T]):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -22,18 +22,20 @@ from simulator.errors import OutputError
 from simulator.files import check_output_dir, replace_dir_atomic, safe_name, write_atomic
 
 LAYER_COLUMNS = [
-    "layer", "op", "unit", "M", "K", "N", "groups", "macs", "effectual_macs", "skipped_macs",
+    "layer", "op", "unit", "M", "K", "N", "groups", "loop_order", "tile_M", "tile_K", "tile_N",
+    "resident", "macs", "effectual_macs", "effectual_macs_ignoring_padding", "skipped_macs",
     "gated_macs", "weight_density", "act_density", "load_imbalance", "folds", "tiles",
     "compute_cycles", "stall_cycles", "total_cycles", "pe_utilisation", "compute_utilisation",
     "mapping_efficiency", "sram_ifmap_reads", "sram_filter_reads", "sram_ofmap_writes",
     "sram_ofmap_reads", "dram_ifmap_read_bytes", "dram_filter_read_bytes",
     "dram_psum_read_bytes", "dram_read_bytes", "dram_write_bytes", "dram_busy_cycles",
-    "weight_metadata_bytes", "act_metadata_bytes", "pe_kind", "weight_bits", "act_bits",
-    "macs_per_pe_per_cycle", "energy_pj",
+    "weight_metadata_bytes", "act_metadata_bytes", "preload_bytes", "pe_kind", "weight_bits",
+    "act_bits", "macs_per_pe_per_cycle", "energy_pj",
 ]
-_NOT_SUMMED = ("pe_utilisation", "compute_utilisation", "mapping_efficiency", "weight_density",
-               "act_density", "load_imbalance", "energy_pj", "pe_kind", "weight_bits",
-               "act_bits", "macs_per_pe_per_cycle")
+_NOT_SUMMED = ("loop_order", "tile_M", "tile_K", "tile_N", "resident", "pe_utilisation",
+               "compute_utilisation", "mapping_efficiency", "weight_density", "act_density",
+               "load_imbalance", "energy_pj", "pe_kind", "weight_bits", "act_bits",
+               "macs_per_pe_per_cycle")
 
 
 #: The files of a result set per format, its manifest, and the manifest's format tag.
@@ -63,8 +65,14 @@ class LayerResult:
     K: int
     N: int
     groups: int
+    loop_order: str
+    tile_M: int
+    tile_K: int
+    tile_N: int
+    resident: str
     macs: int
     effectual_macs: int
+    effectual_macs_ignoring_padding: int
     skipped_macs: int
     gated_macs: int
     weight_density: float
@@ -90,6 +98,7 @@ class LayerResult:
     dram_busy_cycles: int
     weight_metadata_bytes: int
     act_metadata_bytes: int
+    preload_bytes: int
     pe_kind: str
     weight_bits: int
     act_bits: int
@@ -97,6 +106,16 @@ class LayerResult:
     actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
     #: what the compute unit did that a reader should know (padding, compressed storage)
     notes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Preload:
+    """The one-off load of weights pinned on chip (``residency: {weights: preload}``):
+    outside every per-inference figure."""
+
+    dram_read_bytes: int = 0
+    cycles: int = 0
+    energy_pj: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -111,12 +130,13 @@ class Report:
     energy_table: EnergyTable | None = None
     #: PEs of every PE array by name (several with ``pe_arrays:``)
     unit_pes: Mapping[str, int] = field(default_factory=dict)
+    preload: Preload = Preload()
 
     @cached_property
     def layers(self) -> pd.DataFrame:
         """One row per layer, columns :data:`LAYER_COLUMNS` (``energy_pj``: counts x table)."""
-        rows = [{k: v for k, v in asdict(r).items() if k not in ("actions", "notes")}
-                for r in self.results]
+        fields = [c for c in LAYER_COLUMNS if c != "energy_pj"]  # priced below; no asdict copy
+        rows = [{k: getattr(r, k) for k in fields} for r in self.results]
         df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
         df["energy_pj"] = layer_energy_pj([r.actions for r in self.results], self.energy_table)
         return df
@@ -166,7 +186,8 @@ class Report:
     def totals(self) -> dict[str, Any]:
         """Whole-network totals; utilisation is MAC-weighted over the network's cycles."""
         df = self.layers
-        sums = {c: int(df[c].sum()) for c in LAYER_COLUMNS[7:] if c not in _NOT_SUMMED}
+        summed = [c for c in LAYER_COLUMNS[7:] if c not in _NOT_SUMMED and c != "preload_bytes"]
+        sums = {str(c): int(v) for c, v in df[summed].sum().items()}  # one pass
         gemm = df[df["folds"] > 0]
         used = float((gemm["mapping_efficiency"] * gemm["folds"]).sum())
         total = sums["total_cycles"]
@@ -182,6 +203,8 @@ class Report:
             **energy_totals(math.fsum(df["energy_pj"]), total, self.clock_mhz, sums["macs"],
                             self.energy_table.area_mm2 if self.energy_table else {},
                             sums["effectual_macs"], self._onchip_pj()),
+            "preload_dram_bytes": self.preload.dram_read_bytes,
+            "preload_cycles": self.preload.cycles, "preload_energy_pj": self.preload.energy_pj,
         }
 
     def _onchip_pj(self) -> float:

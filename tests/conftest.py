@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from simulator import ArchConfig, parse_arch
 from simulator.workload.layer import Layer
@@ -112,3 +113,33 @@ def digits(cache_dir: Path) -> Any:
     model, data, _ = load_model("digits-lenet", cache_dir=cache_dir)
     yield model, data
     mp.undo()
+
+
+#: Sweep inputs: a small network (3 GEMM layers and a pool, milliseconds per point) and a
+#: 4x4 array, written with a sweep file by :func:`write_sweep_inputs`.
+SWEEP_NET = {"name": "tinynet", "layers": [
+    {"name": "c1", "op": "conv2d", "in_channels": 1, "out_channels": 8, "in_h": 8, "in_w": 8,
+     "kernel": 3, "padding": 1},
+    {"name": "p1", "op": "maxpool", "channels": 8, "in_h": 8, "in_w": 8, "kernel": 2,
+     "stride": 2},
+    {"name": "c2", "op": "conv2d", "in_channels": 8, "out_channels": 16, "in_h": 4, "in_w": 4,
+     "kernel": 3, "padding": 1, "weight_density": 0.5},
+    {"name": "fc", "op": "linear", "in_features": 256, "out_features": 10}]}
+SWEEP_ARCH = {
+    "name": "tiny", "clock_mhz": 500,
+    "pe_array": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os", "pe": "mac",
+                 "weight_bits": 8, "act_bits": 8, "acc_bits": 32},
+    "buffers": {b: {"impl": "sram", "size_kb": 16, "word_bits": 8, "bandwidth_words": 8}
+                for b in ("ifmap", "filter", "ofmap")},
+    "dram": {"impl": "dram", "bandwidth_gb_per_s": 4.0, "latency_ns": 50,
+             "energy_pj_per_bit": 8.0}}
+
+
+def write_sweep_inputs(tmp: Path, **sweep_fields: Any) -> Path:
+    """tiny.yaml, tinynet.yaml and sweep.yaml in ``tmp``; returns the sweep file."""
+    (tmp / "tiny.yaml").write_text(yaml.safe_dump(SWEEP_ARCH))
+    (tmp / "tinynet.yaml").write_text(yaml.safe_dump(SWEEP_NET))
+    data = {"name": "t", "arch": "tiny.yaml", "workloads": ["tinynet.yaml"], **sweep_fields}
+    path = tmp / "sweep.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path

@@ -80,7 +80,7 @@ def test_non_positive_buffer_size(arch_spec, size):
 @pytest.mark.parametrize(("override", "path"), [
     ({"pe_array": {"rows": 0}}, "pe_array.rows"),
     ({"pe_array": {"cols": 4.5}}, "pe_array.cols"),
-    ({"pe_array": {"dataflow": "rs"}}, "pe_array.dataflow"),
+    ({"pe_array": {"dataflow": "xs"}}, "pe_array.dataflow"),
     ({"dram": {"bandwidth_gb_per_s": -5}}, "dram.bandwidth_gb_per_s"),
     ({"dram": {"channels": 0}}, "dram.channels"),
     ({"clock_mhz": 0}, "clock_mhz"),

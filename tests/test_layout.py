@@ -20,11 +20,12 @@ PKG = Path(__file__).resolve().parent.parent / "simulator"
 #: its own stage or an earlier one (``base``: errors, registry, files; the frontend writes
 #: traces, so it stands after workload; validation and the CLI use everything; the RTL stage
 #: drives its generated hardware with validation's operand encoding and checks it against
-#: the reference and the fast simulator, so it stands after validation).
+#: the reference and the fast simulator, so it stands after validation; sweeps compress
+#: through the frontend, reporting reads the sweep's store).
 STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "report",
-          "simulation", "frontend", "validation", "rtl", "cli"]
+          "simulation", "frontend", "validation", "rtl", "sweep", "reporting", "cli"]
 _STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
-             "printing": "cli",
+             "printing": "cli", "exploration": "cli",
              "llm": "simulation", "dynamic": "simulation",
              "__init__": "cli",
              "__main__": "cli"}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from functools import cache
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from simulator import load_arch, load_workload, simulate
+from simulator.mapping.options import ResidencyParams
 
 REPO = Path(__file__).resolve().parent.parent
 NETWORKS = sorted((REPO / "workloads" / "networks").glob("*.yaml"))
@@ -85,24 +87,32 @@ def test_weight_count_exact(stem):
     assert weights == PUBLISHED_WEIGHTS[stem]
 
 
-def closed_form(rows: int, cols: int, dataflow: str, M: int, K: int, N: int, count: int) -> int:
-    """SCALE-Sim 3.0.0: folds * cycles-per-fold - 1 (reference/scalesim.md)."""
-    spatial, per_fold = {
-        "os": ((M, N), K + rows + cols - 2),
-        "ws": ((K, N), 2 * rows + cols + M - 2),
-        "is": ((K, M), 2 * rows + cols + N - 2),
+def closed_form(rows: int, cols: int, dataflow: str, M: int, K: int, N: int, count: int,
+                tile: int | None = None) -> int:
+    """SCALE-Sim 3.0.0: folds * cycles-per-fold - 1 (reference/scalesim.md), each
+    fold streaming one piece of ``tile`` elements of the streamed dimension (default: all)."""
+    spatial, fill, stream = {
+        "os": ((M, N), rows + cols - 2, K),
+        "ws": ((K, N), 2 * rows + cols - 2, M),
+        "is": ((K, M), 2 * rows + cols - 2, N),
     }[dataflow]
+    pieces = math.ceil(stream / (tile or stream))
     folds = count * math.ceil(spatial[0] / rows) * math.ceil(spatial[1] / cols)
-    return folds * per_fold - 1
+    return folds * (pieces * fill + stream) - 1
 
 
 def _is_dense_systolic(path: Path) -> bool:
-    """A systolic array that neither skips zeros nor prunes N:M (the closed form applies)."""
+    """A systolic array (os, ws or is: not row-stationary, whose passes are not folds) of
+    plain MAC PEs (a packed or bit-serial kind computes another GEMM view) that neither skips
+    zeros nor prunes N:M (the closed form applies)."""
     try:
         arch = load_arch(path)
     except Exception:  # reported by test_bundled_arch_simulates_resnet18
         return False
-    if arch.pe_array.impl != "systolic":
+    if arch.pe_array.impl != "systolic" or arch.pe_array.params.dataflow == "rs":
+        return False
+    pe = arch.pe_array.params.pe
+    if (pe if isinstance(pe, str) else pe.get("impl")) != "mac":
         return False
     sparsity = getattr(arch.pe_array.params, "sparsity", None)
     return sparsity is None or (sparsity.weights in ("none", "gate")
@@ -120,7 +130,7 @@ def resnet18_on(path: Path):
 def test_scalesim_archs_are_dense():
     assert {p.stem for p in DENSE_ARCHS} >= {
         "scalesim_32x32_os", "scalesim_32x32_ws", "scalesim_32x32_is", "edge_8x8",
-        "eyeriss_12x14", "tpu_like_128x128_ws"}
+        "tpu_like_128x128_ws"}
 
 
 @pytest.mark.parametrize("path", ARCHS, ids=lambda p: p.stem)
@@ -133,16 +143,27 @@ def test_bundled_arch_simulates_resnet18(path):
     assert report.totals["macs"] == network("resnet18").macs
 
 
+@pytest.mark.parametrize("search", [True, False])
 @pytest.mark.parametrize("path", DENSE_ARCHS, ids=lambda p: p.stem)
-def test_dense_arch_resnet18_compute_cycles_are_closed_form(path):
-    pe = load_arch(path).pe_array.params
-    layers = resnet18_on(path).layers
+def test_dense_arch_resnet18_compute_cycles_are_closed_form(path, search):
+    # With the search a fold streams one piece of the reported tile size (one fill and drain
+    # per piece); with ``mapping: {search: false}`` it streams the whole dimension: exactly
+    # SCALE-Sim's folds x per-fold - 1.
+    arch = load_arch(path)
+    arch = dataclasses.replace(arch, mapping=arch.mapping.model_copy(update={"search": search}))
+    pe = arch.pe_array.params
+    layers = simulate(arch, network("resnet18")).layers
     specs = {layer.name: layer for layer in network("resnet18").layers}
     gemm = layers[layers["op"].isin(["conv2d", "linear"])]
     assert len(gemm) == 21  # 17 3x3/7x7 convs, 3 downsample 1x1 convs, fc
+    stream = {"os": "K", "ws": "M", "is": "N"}[pe.dataflow]
     for row in gemm.itertuples():
         spec = specs[row.layer]
-        want = closed_form(pe.rows, pe.cols, pe.dataflow, spec.M, spec.K, spec.N, spec.count)
+        tile = getattr(row, f"tile_{stream}")
+        if not search:
+            assert tile == getattr(spec, stream), row.layer
+        want = closed_form(pe.rows, pe.cols, pe.dataflow, spec.M, spec.K, spec.N, spec.count,
+                           tile)
         assert row.compute_cycles == want, row.layer
     # conv1: 7x7/2 pad 3 on 224 -> floor((224 + 6 - 7)/2) + 1 = 112; M = 112^2, K = 3*49.
     conv1 = specs["conv1"]
@@ -151,7 +172,9 @@ def test_dense_arch_resnet18_compute_cycles_are_closed_form(path):
 
 @pytest.mark.parametrize("path", ARCHS, ids=lambda p: p.stem)
 def test_vector_layers_are_reported_not_dropped(path):
-    layers = resnet18_on(path).layers.set_index("layer")
+    # (with every output going to DRAM: residency is tested in tests/test_traffic.py)
+    arch = dataclasses.replace(load_arch(path), residency=ResidencyParams())
+    layers = simulate(arch, network("resnet18")).layers.set_index("layer")
     vector = [layer for layer in network("resnet18").layers if layer.kind == "vector"]
     # maxpool, 8 residual adds, global avgpool
     assert sorted({layer.op for layer in vector}) == ["add", "global_avgpool", "maxpool"]

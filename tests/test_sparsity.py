@@ -3,6 +3,7 @@ the sparse accelerators (EIE-like, SCNN-like). Expected values are worked out by
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -91,19 +92,45 @@ def test_gating_never_changes_cycles_and_counts_gated_macs() -> None:
     assert gated.skipped_macs == 0
 
 
-@settings(max_examples=60, deadline=None)
-@given(m=st.integers(1, 40), k=st.integers(1, 40), n=st.integers(1, 40),
+#: (pe, arch weight bits, arch act bits, weight scheme): every PE kind at a precision it runs
+KINDS = [("mac", 8, 8, "int"), ("shift", 4, 8, "pow2"), ("xnor", 1, 1, "binary"),
+         ("ternary", 2, 8, "ternary"), ({"impl": "bitserial", "lanes": 4}, 8, 4, "int"),
+         ("bitfusion", 4, 4, "int"), ("bfp", 8, 8, "bfp")]
+
+
+@settings(max_examples=80, deadline=None)
+@given(m=st.integers(1, 40), k=st.integers(1, 300), n=st.integers(1, 40),
        df=st.sampled_from(["os", "ws", "is"]), da=st.floats(0.05, 1.0),
        dw=st.floats(0.05, 1.0), seed=st.integers(0, 2**16),
-       modes=st.sampled_from([("skip", "none"), ("none", "skip"), ("skip", "skip")]))
+       modes=st.sampled_from([("skip", "none"), ("none", "skip"), ("skip", "skip")]),
+       kind=st.sampled_from(KINDS), port=st.sampled_from([INF, 2.0]))
 def test_skipping_is_never_slower_than_dense(m: int, k: int, n: int, df: str, da: float,
-                                             dw: float, seed: int,
-                                             modes: tuple[str, str]) -> None:
+                                             dw: float, seed: int, modes: tuple[str, str],
+                                             kind: tuple, port: float) -> None:
+    # Over every PE kind (packed kinds skip on their packed K) and with narrow SRAM ports
+    # (a skipping fold still moves its operands through them).
     rng = np.random.default_rng(seed)
     a = rng.random((1, m, k)) < da
     w = rng.random((1, k, n)) < dw
-    dense = row(simulate(arch(df), gemm(m, k, n, a, w)))
-    skip = row(simulate(arch(df, weights=modes[0], activations=modes[1]), gemm(m, k, n, a, w)))
+    pe, wb, ab, scheme = kind
+    pe_kw = {"pe": pe, "weight_bits": wb, "act_bits": ab}
+    layer = gemm(m, k, n, a, w)
+    layer = Workload("w", (dataclasses.replace(
+        layer.layers[0], weight=dataclasses.replace(layer.layers[0].weight, scheme=scheme)),))
+
+    def run(**modes_kw: str) -> object:
+        raw = {"name": "t", "clock_mhz": 1000,
+               "pe_array": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": df,
+                            "sparsity": modes_kw, **pe_kw},
+               "buffers": {b: {"impl": "sram", "size_kb": 1024, "bandwidth_words": port}
+                           for b in ("ifmap", "filter", "ofmap")},
+               "dram": {"impl": "dram", "bandwidth_gb_per_s": INF, "energy_pj_per_bit": 8.0},
+               "vector_unit": {"impl": "simd", "lanes": 4}}
+        return row(simulate(parse_arch(raw), layer))
+
+    dense = run()
+    skip = run(weights=modes[0], activations=modes[1])
+    assert skip.folds == dense.folds
     assert skip.compute_cycles <= dense.compute_cycles
     assert skip.total_cycles <= dense.total_cycles
     assert skip.load_imbalance >= 1.0 - 1e-12

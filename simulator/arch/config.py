@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from simulator.arch.placement import PLACEMENTS
 from simulator.errors import ConfigError
 from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
+from simulator.mapping.options import MappingParams, ResidencyParams
 from simulator.registry import ComponentSpec, ParamsModel, pydantic_errors, short_repr
 
 BUFFER_NAMES = ("ifmap", "filter", "ofmap")
@@ -41,6 +42,8 @@ class _ArchFile(BaseModel):
     dram: Any
     vector_unit: Any = None
     energy_table: str | None = None
+    mapping: MappingParams = Field(default_factory=MappingParams)
+    residency: ResidencyParams = Field(default_factory=ResidencyParams)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +53,8 @@ class ArchConfig:
     ``clock_mhz`` converts DRAM bandwidth (GB/s) and latency (ns) to per-cycle figures.
     ``vector_unit`` is ``None`` when the file has none: then pooling and element-wise layers run
     on a SIMD unit as wide as the PE array has columns (documented default, README).
+    ``mapping`` (tiling search, objective) and ``residency`` (what stays on chip between
+    layers and inferences): :mod:`simulator.mapping.options`.
     """
 
     name: str
@@ -64,6 +69,8 @@ class ArchConfig:
     extra: Mapping[str, Any] = field(default_factory=dict)
     #: ``(path, message)`` of legal but implausible values (the CLI prints them)
     warnings: tuple[tuple[str, str], ...] = ()
+    mapping: MappingParams = field(default_factory=MappingParams)
+    residency: ResidencyParams = field(default_factory=ResidencyParams)
     #: every PE array by instance name (``pe_arrays:``; one named ``pe_array`` otherwise);
     #: ``pe_array`` is the first
     units: Mapping[str, ComponentSpec] = field(default_factory=dict)
@@ -132,7 +139,8 @@ def parse_arch(data: Any, source: str = "<dict>") -> ArchConfig:
     return ArchConfig(name=top.name, clock_mhz=top.clock_mhz, pe_array=pe, buffers=buffers,
                       dram=dram, vector_unit=vec, technology_nm=top.technology_nm,
                       energy_table=top.energy_table, source=source, warnings=tuple(warnings),
-                      units=units, placement=placement)
+                      units=units, placement=placement, mapping=top.mapping,
+                      residency=top.residency)
 
 
 #: Names a PE array may not take: the other components' instance names, and ``pe_array``

@@ -26,6 +26,7 @@ arrays still leak.
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -33,6 +34,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from simulator.errors import MappingError
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext, MappingCosts
 from simulator.mapping.schedule import LayerMapping, check_mappable
 from simulator.registry import ParamsModel, Registry
 from simulator.workload.layer import Layer
@@ -169,15 +171,27 @@ class Explicit(_Rule):
         return [self.params.default]
 
 
-def place_and_map(layer: Layer, acc: Any, seed: int = 0) -> LayerMapping:
+def place_and_map(layer: Layer, acc: Any, seed: int = 0, ctx: MappingContext = DEFAULT_CONTEXT,
+                  unit_costs: Mapping[str, MappingCosts] | None = None) -> LayerMapping:
     """Map ``layer`` on the unit the placement rule chooses (module docstring): the first
     candidate that accepts it; a :class:`MappingError` naming every unit and its reason when
-    none does."""
+    none does.
+
+    ``ctx`` (residency, buffer room left, the search's options) applies whichever unit runs
+    the layer: every unit shares the one buffer hierarchy, so a tensor kept on chip by a layer
+    on one array is the input of its consumer on another. ``unit_costs`` prices the tiling
+    search of each PE array at its own energy entries (default: ``ctx.costs``)."""
     check_mappable(layer)
+
+    def on(name: str, unit: Any) -> LayerMapping:
+        c = ctx if unit_costs is None or name not in unit_costs else dataclasses.replace(
+            ctx, costs=unit_costs[name])
+        return unit.map_layer(layer, acc.buffers, seed, c)
+
     if layer.kind != "gemm":
-        return acc.vector_unit.map_layer(layer, acc.buffers, seed)
+        return on(VECTOR, acc.vector_unit)
     if acc.placement is None:
-        return acc.pe_array.map_layer(layer, acc.buffers, seed)
+        return on(next(iter(acc.units)), acc.pe_array)
     reasons: dict[str, str] = {}
     names = acc.placement.candidates(layer, acc.units)
     for name in names:
@@ -192,7 +206,7 @@ def place_and_map(layer: Layer, acc: Any, seed: int = 0) -> LayerMapping:
             reasons[name] = why
             continue
         try:
-            return unit.map_layer(layer, acc.buffers, seed)
+            return on(name, unit)
         except MappingError as exc:
             reasons[name] = str(exc)
     listed = "; ".join(f"{n}: {r}" for n, r in reasons.items())

@@ -13,6 +13,10 @@ Mapping of a SCALE-Sim 3.0.0 config (keys of its ``scale_config.py``) onto appro
   ``dram.energy_pj_per_bit`` from its ``dram_pj_per_bit`` argument, by default
   :data:`SCALESIM_DRAM_PJ_PER_BIT` = 8 pJ/bit (LPDDR4, CACTI as used by Accelergy;
   reference/energy.md), the same value the bundled ``scalesim_32x32_*.yaml`` state;
+* the mapping is SCALE-Sim's: ``mapping: {search: false}`` (the dataflow's fixed fold order,
+  one array fold per tile, the whole streamed dimension per fold), so that compute cycles are
+  SCALE-Sim's exactly and operands are re-fetched along the same order; an approxsim YAML of
+  the same hardware (``arch_configs/scalesim_32x32_*.yaml``) searches its tiling instead;
 * read and without effect on cycles: ``run_name``, the address offsets, request-buffer
   sizes, ``InterfaceBandwidth`` (CALC/USER), ``TopologyCsvLoc`` and the ``[layout]`` bank keys
   while custom layouts are off;
@@ -128,6 +132,7 @@ def load_scalesim_cfg(path: str | Path, *,
                     for op, size in zip(("ifmap", "filter", "ofmap"), sizes, strict=True)},
         "dram": {"impl": "dram", "bandwidth_gb_per_s": bandwidth * word, "latency_ns": 0.0,
                  "channels": 1, "energy_pj_per_bit": dram_pj_per_bit},
+        "mapping": {"search": False},
     }
     try:
         return parse_arch(data, source=str(p))

@@ -64,8 +64,10 @@ prices a register access and a hop linearly in its bits.
 packed; a compressed operand at its exact stored bits per element incl. metadata, which
 may be fractional: the layer's bits are summed, then rounded up to whole words once;
 partial sums at ``acc_bits`` when K is spatial, as the mapping's port model) plus the
-DMA side: DRAM loads are SRAM writes, DRAM stores are ofmap reads. Engines add their own
-array-side reads in ``sram_<buffer>_read_bits`` (e.g. EIE's column pointers).
+DMA side: DRAM loads are SRAM writes, DRAM stores are ofmap reads; an output kept on chip
+for the next layer (``residency: {activations: keep}``) is an ofmap read and an ifmap
+write. Engines add their own array-side reads in ``sram_<buffer>_read_bits`` (e.g. EIE's
+column pointers).
 
 **DRAM**: ``read_bit``/``write_bit``. **Leakage**: ``leak_cycle`` of every on-chip component
 (PE array, vector unit, the three SRAMs) for every cycle of the layer, busy or not. DRAM
@@ -176,7 +178,9 @@ def _pe_actions(layer: Layer, mapping: LayerMapping, pe: Any, unit: str,
     # (EIE- and SCNN-like engines accumulate outputs in their PEs: psum-stationary; an FFT
     # unit's registers and accumulators are inside its priced actions: "none")
     stationary = mapping.stationary
-    if stationary != "none":
+    if stationary == "all":
+        out.update(_row_stationary(c, fired, unit))
+    elif stationary != "none":
         for op, enters in edge.items():
             if op != stationary:
                 steps = -(-scheduled // pack) if op == "psum" else scheduled
@@ -184,13 +188,28 @@ def _pe_actions(layer: Layer, mapping: LayerMapping, pe: Any, unit: str,
     if stationary == "psum":
         out[(unit, "psum_rf_read")] = -(-fired // pack)
         out[(unit, "psum_rf_write")] = -(-fired // pack)
-    elif stationary != "none":
+    elif stationary not in ("none", "all"):
         out[(unit, f"{stationary}_rf_write")] = edge[stationary]
         out[(unit, f"{stationary}_rf_read")] = fired
     for name, n in c.items():  # an engine's own PE-local actions (``pe.<action>``)
         if name.startswith("pe."):
             out[(unit, name[3:])] = int(n)
     return out
+
+
+def _row_stationary(c: Mapping[str, Any], fired: int, pe: str = "pe_array") -> Actions:
+    """Row-stationary PEs (``stationary == "all"``, :mod:`simulator.mapping.rowstationary`):
+    every MAC reads its ifmap and filter scratchpads and reads and writes its psum
+    scratchpad; the scratchpads are filled over the array network (one hop per word written,
+    as the mapping counts them), and partial sums move up the PE-set columns
+    (``rs.psum_hop``). ``pe``: the unit that ran the layer."""
+    return {(pe, "ifmap_rf_read"): fired, (pe, "filter_rf_read"): fired,
+            (pe, "psum_rf_read"): fired, (pe, "psum_rf_write"): fired,
+            (pe, "ifmap_rf_write"): int(c["rs.ifmap_rf_write"]),
+            (pe, "filter_rf_write"): int(c["rs.filter_rf_write"]),
+            (pe, "ifmap_hop"): int(c["rs.ifmap_rf_write"]),
+            (pe, "filter_hop"): int(c["rs.filter_rf_write"]),
+            (pe, "psum_hop"): int(c["rs.psum_hop"])}
 
 
 def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
@@ -228,15 +247,16 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
     bits.update(mapping.storage_bits)
     wb = {op: bufs[op].params.word_bits for op in ("ifmap", "filter", "ofmap")}
     extra = {op: float(c.get(f"sram_{op}_read_bits", 0)) for op in ("ifmap", "filter", "ofmap")}
+    kept = int(mapping.kept_bytes)  # outputs kept on chip: ofmap -> ifmap buffer, no DRAM
     out[("ifmap", "read")] = _words(1, reads["ifmap"] * bits["ifmap"] + extra["ifmap"],
                                     wb["ifmap"])
-    out[("ifmap", "write")] = _words(load["ifmap"], 8, wb["ifmap"])
+    out[("ifmap", "write")] = _words(load["ifmap"] + kept, 8, wb["ifmap"])
     out[("filter", "read")] = _words(1, reads["filter"] * bits["filter"] + extra["filter"],
                                      wb["filter"])
     out[("filter", "write")] = _words(load["filter"], 8, wb["filter"])
     out[("ofmap", "read")] = (_words(1, reads["ofmap"] * bits["ofmap"] + extra["ofmap"],
                                      wb["ofmap"])
-                              + _words(store, 8, wb["ofmap"]))
+                              + _words(store + kept, 8, wb["ofmap"]))
     out[("ofmap", "write")] = (_words(writes, bits["ofmap"], wb["ofmap"])
                                + _words(load["psum"], 8, wb["ofmap"]))
     out[("dram", "read_bit")] = 8 * sum(load.values())

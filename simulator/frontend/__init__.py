@@ -28,7 +28,7 @@ BUNDLED = ("digits-lenet", "digits-lenet-tanh", "digits-lenet-sigmoid", "digits-
            "digits-vit")
 
 __all__ = ["BUNDLED", "METHODS", "MissingExtraError", "Recipe", "RecipeError", "compress",
-           "load_model", "load_recipe", "parse_recipe"]
+           "compress_loaded", "load_model", "load_recipe", "parse_recipe"]
 
 
 def compress(model: Any, recipe: Recipe | str | Path, data: TaskData, *, name: str = "model",
@@ -44,6 +44,22 @@ def compress(model: Any, recipe: Recipe | str | Path, data: TaskData, *, name: s
     rec = recipe if isinstance(recipe, Recipe) else load_recipe(recipe)
     return pipeline.compress(model, rec, data, name=name, seed=seed,
                              progress=progress or training.noop)
+
+
+def compress_loaded(loaded: tuple[Any, TaskData | None, str], recipe: Recipe, *,
+                    ref: str = "model", progress: Progress | None = None,
+                    seed: int = 0) -> CompressionResult:
+    """Compress what :func:`load_model` returned: an ONNX path through the weights-only
+    route, a torch module (with its data) through :func:`compress`."""
+    net, data, name = loaded
+    if isinstance(net, Path):
+        from simulator.frontend.onnx import compress_onnx
+
+        return compress_onnx(net, recipe, seed=seed)
+    if data is None:
+        raise SimulatorError(f"model {ref!r}: the factory returned no data; return "
+                             f"(module, simulator.frontend.training.TaskData)")
+    return compress(net, recipe, data, name=name, progress=progress, seed=seed)
 
 
 def load_model(ref: str, progress: Progress | None = None, *,

@@ -8,7 +8,9 @@ from types import ModuleType
 from simulator.errors import SimulatorError
 
 #: module -> the approxsim extra that installs it
-EXTRAS = {"torch": "torch", "sklearn": "torch", "onnx": "onnx", "amaranth": "rtl", "pyosys": "rtl"}
+EXTRAS = {"torch": "torch", "sklearn": "torch", "onnx": "onnx", "amaranth": "rtl", "pyosys": "rtl",
+          "distributed": "sweep", "dask": "sweep", "pyarrow": "sweep", "matplotlib": "plot",
+          "jinja2": "plot"}
 
 
 class MissingExtraError(SimulatorError):

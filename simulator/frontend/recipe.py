@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.errors import ConfigError
 from simulator.files import read_yaml
@@ -48,7 +48,7 @@ from simulator.frontend import (  # noqa: F401  (they register their methods)
     structured,
 )
 from simulator.frontend.methods import METHODS, STAGES, Method, Params
-from simulator.registry import pydantic_errors
+from simulator.registry import validate_file
 from simulator.workload.approx import FUNCTIONS
 
 
@@ -183,13 +183,7 @@ def _selectors(value: Any, path: str, errors: list[tuple[str, str]]) -> tuple[Se
 
 def parse_recipe(data: Any, source: str = "<dict>") -> Recipe:
     """Validate a parsed recipe; raise one :class:`RecipeError` listing every problem."""
-    if not isinstance(data, Mapping):
-        raise RecipeError(source, [("", f"must be a mapping with `name` and `steps` "
-                                        f"(got {type(data).__name__})")])
-    try:
-        top = _RecipeFile.model_validate(data)
-    except ValidationError as exc:
-        raise RecipeError(source, pydantic_errors(exc)) from None
+    top = validate_file(_RecipeFile, data, source, RecipeError, "`name` and `steps`")
     errors: list[tuple[str, str]] = []
     steps: list[Step] = []
     for i, raw in enumerate(top.steps):

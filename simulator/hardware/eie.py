@@ -21,6 +21,7 @@ from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ParamWidths
 from simulator.mapping.formats import line_entries
 from simulator.mapping.masks import act_mask, weight_mask
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
@@ -114,7 +115,8 @@ class EieArray(ParamWidths):
                 total += int(queue_cycles(ent[idx], depth, ok).sum())
         return total
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
         p = self.params
         g, m, k, n = layer.count, layer.M, layer.K, layer.N
         w = weight_mask(layer, seed)
@@ -153,7 +155,9 @@ class EieArray(ParamWidths):
         if cb:
             counts["arith.codebook_read"] = padded_macs
         mean = work.mean()
-        return LayerMapping(layer, self.name, even_tiles(cycles, loads, store, buffers),
+        tiles = even_tiles(cycles, loads, store, ctx.buffers or buffers, ctx.resident,
+                           ctx.keep_output)
+        return LayerMapping(layer, self.name, tiles,
                             compute_cycles=cycles, folds=1,
                             mapping_efficiency=min(n, pes) / pes, counts=counts,
                             weight_density=float(w_k.sum()) / (g * k * n),
@@ -161,4 +165,5 @@ class EieArray(ParamWidths):
                             load_imbalance=float(work.max() / mean) if mean > 0 else 1.0,
                             pe_kind="mac", weight_bits=value_bits, act_bits=a_bits,
                             storage_bits={"filter": float(entry_bits)},
-                            acc_bits=p.acc_bits)
+                            acc_bits=p.acc_bits, weight_bytes=weight_bytes,
+                            kept_bytes=math.ceil(store) if ctx.keep_output else 0)

@@ -24,6 +24,7 @@ from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ArithOps, ParamWidths
 from simulator.mapping.circulant import BUTTERFLY_OPS, CMAC_OPS, circulant_work, map_circulant
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
@@ -75,9 +76,10 @@ class FftUnit(ParamWidths):
                     f"blocks ({w.block}) exceed max_block ({self.params.max_block})")
         return None
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
         why = self.accepts(layer)
         if why is not None:
             raise MappingError(why)
         return map_circulant(layer, self.name, self.params.butterflies, self.params.cmacs,
-                             buffers, self.act_bits, self.weight_bits)
+                             buffers, self.act_bits, self.weight_bits, ctx=ctx)

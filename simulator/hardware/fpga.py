@@ -64,6 +64,7 @@ from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.synthesis import load_synthesis
 from simulator.hardware.unit import ParamWidths
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.workload.layer import Layer
 
@@ -269,7 +270,10 @@ class FinnDataflow(ParamWidths):
         if gemms:
             self.check_fit([self.plan(la) for la in gemms], "the network")
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
+        """``ctx`` is unused: FINN's weights live in the units and activations stream between
+        them, so no DRAM traffic is scheduled and there is nothing to tile or keep."""
         pl = self.plan(layer)
         self.check_fit([pl], f"layer {layer.name!r}")
         w_bits = layer.weight_bits or self.params.weight_bits

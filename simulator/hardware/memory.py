@@ -68,6 +68,10 @@ class Sram:
     def bits_per_cycle(self) -> float:
         return self.params.bandwidth_words * self.params.word_bits
 
+    @property
+    def word_bits(self) -> int:
+        return self.params.word_bits
+
 
 @DRAMS.register("dram")
 class Dram:

@@ -66,7 +66,7 @@ from typing import ClassVar
 from pydantic import BaseModel, ConfigDict
 
 from simulator.errors import MappingError
-from simulator.mapping.systolic import GemmView
+from simulator.mapping.operands import GemmView
 from simulator.registry import Registry
 
 PE_KINDS: Registry[type[PEKind]] = Registry("pe_kind")

@@ -8,6 +8,7 @@ is in :mod:`simulator.hardware.scnn_tiles`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import numpy as np
@@ -19,6 +20,7 @@ from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.scnn_tiles import Tiling, conv_tiling, row_tiling
 from simulator.hardware.unit import ParamWidths
 from simulator.mapping.masks import act_mask, weight_mask
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
@@ -92,7 +94,8 @@ class ScnnArray(ParamWidths):
             return conv_tiling(layer, self.params.n_pes, seed)
         return row_tiling(layer, self.params.n_pes, seed)
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
         p = self.params
         g, n = layer.count, layer.N
         tl = self._tiling(layer, seed)
@@ -149,7 +152,9 @@ class ScnnArray(ParamWidths):
             counts |= {"arith.mac": products, "arith.codebook_read": products}
         load = per_pe.sum(axis=(0, 1))
         mean = load.mean()
-        return LayerMapping(layer, self.name, even_tiles(cycles, loads, store, buffers),
+        tiles = even_tiles(cycles, loads, store, ctx.buffers or buffers, ctx.resident,
+                           ctx.keep_output)
+        return LayerMapping(layer, self.name, tiles,
                             compute_cycles=cycles, folds=1,
                             mapping_efficiency=tl.mapping_efficiency, counts=counts,
                             weight_density=float(w_k.sum()) / (g * layer.K * n),
@@ -158,4 +163,5 @@ class ScnnArray(ParamWidths):
                             macs_per_pe_per_cycle=p.multipliers_f * p.multipliers_i,
                             pe_kind="cartesian", weight_bits=value_bits, act_bits=a_bits,
                             storage_bits={"ifmap": a_bits + 4.0, "filter": w_bits + 4.0},
-                            acc_bits=p.acc_bits)
+                            acc_bits=p.acc_bits, weight_bytes=loads["filter"],
+                            kept_bytes=math.ceil(store) if ctx.keep_output else 0)

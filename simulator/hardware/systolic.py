@@ -18,9 +18,11 @@ from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ParamWidths
 from simulator.mapping.dataflows import DATAFLOWS, Dataflow
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
+from simulator.mapping.rowstationary import Scratchpads, map_rs
 from simulator.mapping.schedule import MAX_FOLDS, Buffer, LayerMapping, check_size
 from simulator.mapping.sparsity import SparsityParams
-from simulator.mapping.systolic import map_gemm
+from simulator.mapping.systolic import STATIONARY, map_gemm
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
@@ -42,18 +44,22 @@ class SystolicArray(ParamWidths):
     ``ternary``, ``bitserial``, ``bitfusion``, ``bfp``; a name or ``{impl: name, ...}``) whose
     geometry and rate change the folds (:mod:`simulator.hardware.pe`). ``sparsity``
     configures zero gating/skipping, N:M structured weights and compressed storage formats
-    (:mod:`simulator.mapping.sparsity`).
+    (:mod:`simulator.mapping.sparsity`). ``dataflow: rs`` is Eyeriss's row-stationary
+    dataflow on the same grid of PEs, each with ``scratchpads``
+    (:mod:`simulator.mapping.rowstationary`).
     """
 
     class Params(ParamsModel):
         rows: int = Field(gt=0, le=MAX_SIDE)
         cols: int = Field(gt=0, le=MAX_SIDE)
-        dataflow: Literal["os", "ws", "is"]
+        dataflow: Literal["os", "ws", "is", "rs"]
         pe: str | dict[str, Any] = "mac"
         weight_bits: int = Field(default=8, gt=0, le=64, strict=True)
         act_bits: int = Field(default=8, gt=0, le=64, strict=True)
         acc_bits: int = Field(default=32, gt=0, le=128, strict=True)
         sparsity: SparsityParams = SparsityParams()
+        #: per-PE scratchpads of the row-stationary dataflow (``rs`` only)
+        scratchpads: Scratchpads = Scratchpads()
 
         @model_validator(mode="after")
         def _size(self) -> SystolicArray.Params:
@@ -81,14 +87,27 @@ class SystolicArray(ParamWidths):
         self.params = params
         self.kind: PEKind = pe_kind(params.pe)
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int) -> LayerMapping:
-        """Folds, reuse and tiles of a GEMM layer (:func:`simulator.mapping.systolic.map_gemm`)."""
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
+        """Folds, tiling and tiles of a GEMM layer (:func:`simulator.mapping.systolic.map_gemm`;
+        row-stationary: :func:`simulator.mapping.rowstationary.map_rs`)."""
+        if self.params.dataflow == "rs":
+            return map_rs(layer, self, buffers, seed, ctx)
         df = self.dataflow
         size = {"M": layer.M, "K": layer.K, "N": layer.N}
         folds = layer.count * -(-size[df.rows] // self.rows) * -(-size[df.cols] // self.cols)
         check_size(layer.name, f"{self.rows}x{self.cols} {df.name} folds", folds, MAX_FOLDS,
                    "MAX_FOLDS")
-        return map_gemm(layer, self, buffers, seed)
+        return map_gemm(layer, self, buffers, seed, ctx)
+
+    @property
+    def scratchpads(self) -> Scratchpads:
+        return self.params.scratchpads
+
+    @property
+    def stationary(self) -> str:
+        """The operand kept in the PEs (``all``: row-stationary keeps all three)."""
+        return "all" if self.params.dataflow == "rs" else STATIONARY[self.params.dataflow]
 
     @property
     def sparsity(self) -> SparsityParams:

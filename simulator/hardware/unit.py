@@ -4,8 +4,12 @@ A compute unit (a systolic array with its PE kind, an EIE- or SCNN-like sparse e
 vector unit) is a class registered by name (:mod:`simulator.hardware.registries`) that
 declares its ``Params`` and implements :class:`ComputeUnit`: ``map_layer`` turns a layer into
 a :class:`~simulator.mapping.schedule.LayerMapping` (the tiles the SimPy engine runs, the
-layer's closed-form cycles and its counts). The simulator never asks which class a unit is,
-so a new accelerator is one module here plus its registration.
+layer's closed-form cycles and its counts). Its ``ctx``
+(:class:`~simulator.mapping.options.MappingContext`) says which operands are already on chip
+(preloaded weights, an input kept by its producer: no loads), whether the output stays on
+chip (no stores) and how much of each buffer is left for the layer; a unit must honour it.
+The simulator never asks which class a unit is, so a new accelerator is one module here plus
+its registration.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Protocol
 
+from simulator.mapping.options import MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping
 from simulator.mapping.systolic import ArithmeticKind
 from simulator.workload.layer import Layer
@@ -27,8 +32,8 @@ class ComputeUnit(Protocol):
     @property
     def n_pes(self) -> int: ...
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer],
-                  seed: int) -> LayerMapping: ...
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = ...) -> LayerMapping: ...
 
 
 class PEArray(ComputeUnit, Protocol):

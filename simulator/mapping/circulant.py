@@ -28,10 +28,12 @@ per cycle.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from simulator.errors import MappingError
+from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.workload.layer import Layer
 
@@ -76,9 +78,14 @@ def circulant_work(layer: Layer, unit: str) -> CirculantWork:
 
 def map_circulant(layer: Layer, unit: str, butterflies: int, cmacs: int,
                   buffers: Mapping[str, Buffer], act_bits: int, weight_bits: int,
-                  *, lanes: int | None = None) -> LayerMapping:
+                  *, lanes: int | None = None,
+                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
     """Cycles, tiles and counts of a block-circulant layer on an FFT unit with ``butterflies``
-    butterfly units and ``cmacs`` complex MACs, or (``lanes``) on a SIMD unit's lanes."""
+    butterfly units and ``cmacs`` complex MACs, or (``lanes``) on a SIMD unit's lanes.
+
+    Residency (``ctx``) as for every unit: preloaded spectra (``"filter"`` resident) and an
+    input kept by its producer are not loaded, a kept output is not stored; ``weight_bytes``
+    (the stored spectra) is what a preload moves."""
     w = circulant_work(layer, unit)
     a_bits = layer.act_bits or act_bits
     wb = layer.weight_bits or weight_bits
@@ -89,9 +96,12 @@ def map_circulant(layer: Layer, unit: str, butterflies: int, cmacs: int,
     else:
         cycles = max(-(-w.butterflies // butterflies), -(-w.cmacs // cmacs)) + w.stages
         arith = {"arith.butterfly": w.butterflies, "arith.cmac": w.cmacs}
-    tiles = even_tiles(cycles, {"ifmap": layer.ifmap_elements * a_bits / 8,
-                                "filter": w.stored_values * wb / 8},
-                       layer.ofmap_elements * a_bits / 8, buffers)
+    weight_bytes = w.stored_values * wb / 8
+    store = layer.ofmap_elements * a_bits / 8
+    tiles = even_tiles(cycles, {"ifmap": layer.ifmap_elements * a_bits / 8
+                                * (1.0 - ctx.kept_inputs), "filter": weight_bytes},
+                       store, ctx.buffers if ctx.buffers is not None else buffers,
+                       ctx.resident, ctx.keep_output)
     rows = layer.M * layer.count
     counts = {"sram_ifmap_reads": rows * layer.K, "sram_filter_reads": 2 * w.cmacs,
               "sram_ofmap_writes": rows * layer.N, "sram_ofmap_reads": 0,
@@ -104,4 +114,6 @@ def map_circulant(layer: Layer, unit: str, butterflies: int, cmacs: int,
     return LayerMapping(layer, unit, tiles, compute_cycles=cycles, folds=0,
                         mapping_efficiency=float("nan"), counts=counts, weight_bits=wb,
                         act_bits=a_bits, pe_kind="fft", stationary="none",
-                        storage_bits={"filter": float(wb)}, notes=(note,))
+                        storage_bits={"filter": float(wb)}, notes=(note,),
+                        weight_bytes=weight_bytes,
+                        kept_bytes=math.ceil(store) if ctx.keep_output else 0)

@@ -32,7 +32,7 @@ from scipy.optimize import brentq
 from scipy.special import erfc
 
 from simulator.mapping.schedule import MAX_MASK_ELEMENTS, check_size
-from simulator.workload.geometry import pair
+from simulator.workload.geometry import conv_out, pair
 from simulator.workload.layer import Layer
 
 
@@ -162,15 +162,69 @@ def act_tensor_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
                        mask_seed(seed, layer.name, "act"))
 
 
-def act_mask(layer: Layer, seed: int = 0) -> np.ndarray | None:
+def conv_positions(layer: Layer) -> int:
+    """Output positions ``H_out * W_out`` of one sample of a conv layer."""
+    d = layer.dims
+    (kh, kw), (sh, sw) = pair(d["kernel"]), pair(d.get("stride", 1))
+    (ph, pw), (dh, dw) = pair(d.get("padding", 0)), pair(d.get("dilation", 1))
+    return (conv_out(int(d["in_h"]), kh, sh, ph, dh) * conv_out(int(d["in_w"]), kw, sw, pw, dw))
+
+
+def padding_taps(layer: Layer) -> np.ndarray | None:
+    """Padding zeros each GEMM ``k`` of a conv meets: for every ``k`` of one group (ordered
+    ``(C/g, kh, kw)`` as PyTorch weights), the output positions of ``M`` whose window reads a
+    padding zero at that tap, in closed form; ``None`` for a layer without padding.
+
+    Tap ``(i, j)`` stays inside the input for ``rows_in(i) * cols_in(j)`` of the
+    ``H_out x W_out`` positions, ``rows_in(i) = #{h: 0 <= h*s + i*d - p < H}``."""
+    d = layer.dims
+    if layer.op != "conv2d" or not {"in_h", "in_w", "kernel", "in_channels"} <= set(d):
+        return None
+    (kh, kw), (sh, sw) = pair(d["kernel"]), pair(d.get("stride", 1))
+    (ph, pw), (dh, dw) = pair(d.get("padding", 0)), pair(d.get("dilation", 1))
+    if ph == pw == 0:
+        return None
+    outs, inside = [], []
+    for size, k, s, p, dil in ((int(d["in_h"]), kh, sh, ph, dh),
+                               (int(d["in_w"]), kw, sw, pw, dw)):
+        out = conv_out(size, k, s, p, dil)
+        pos = np.arange(out)[:, None] * s + np.arange(k)[None, :] * dil - p
+        outs.append(out)
+        inside.append(((pos >= 0) & (pos < size)).sum(axis=0))
+    per_tap = outs[0] * outs[1] - np.outer(inside[0], inside[1]).ravel()
+    batch = layer.M // (outs[0] * outs[1])
+    channels = int(d["in_channels"]) // int(d.get("groups", 1))
+    return np.tile(per_tap * batch, channels).astype(np.int64)
+
+
+def act_mask(layer: Layer, seed: int = 0,
+             tensor: np.ndarray | None = None) -> np.ndarray | None:
     """The input-activation nonzero mask in GEMM view ``(count, M, K)`` (im2col), or None.
 
-    A trace records the mask of one input sample; with a batch, every sample gets it."""
+    A trace records the mask of one input sample; with a batch, every sample gets it.
+    ``tensor``: the conv's :func:`act_tensor_mask`, when the caller has drawn it already."""
     op = layer.activation
     if op.mask is None and op.density >= 1.0:
         return None
+    return _im2col_view(layer, tensor if tensor is not None else act_tensor_mask(layer, seed),
+                        seed)
+
+
+def padded_act_mask(layer: Layer, seed: int = 0,
+                    tensor: np.ndarray | None = None) -> np.ndarray | None:
+    """:func:`act_mask`, and for a padded conv with dense activations the im2col view of an
+    all-ones input: the padding zeros the array sees (``None`` when there are none)."""
+    a = act_mask(layer, seed, tensor)
+    if a is not None or padding_taps(layer) is None:
+        return a
+    d = layer.dims
+    ones = np.ones((int(d["in_channels"]), int(d["in_h"]), int(d["in_w"])), dtype=bool)
+    return _im2col_view(layer, ones, seed)
+
+
+def _im2col_view(layer: Layer, tensor: np.ndarray | None, seed: int) -> np.ndarray:
+    op = layer.activation
     g, m, k = layer.count, layer.M, layer.K
-    tensor = act_tensor_mask(layer, seed)
     if tensor is not None:
         _bounded(layer, (g, m, k), "im2col activation")
         cols = _im2col(tensor, layer)

@@ -60,19 +60,21 @@ def filter_stream_cycles(layer: Layer, n: int) -> np.ndarray | None:
     return np.asarray(fb, dtype=np.int64).reshape(layer.count, n).max(axis=0)
 
 
-def fold_stream(stream: int, scale: int | np.ndarray, stream_dim: str, n_lanes: int,
-                n_folds: int, n_index: np.ndarray | None) -> np.ndarray:
-    """Stream cycles of every fold: ``stream * scale`` with a scalar ``scale``; with
-    per-filter cycles ``scale`` (length N), the widest filter of each fold's column chunk
-    (``n_index``: the chunk of each fold) or, when N is the streamed dimension, their sum."""
-    if np.ndim(scale) == 0:
-        return np.full(n_folds, stream * int(scale), dtype=np.int64)
-    per = np.asarray(scale, dtype=np.int64)
+def fold_stream_cycles(per: np.ndarray, stream_dim: str, stream_ext: np.ndarray,
+                       stream_unit: np.ndarray, stream_per_tile: int, n_unit: np.ndarray,
+                       n_lanes: int) -> np.ndarray:
+    """Stream cycles of every fold of a weight-serial PE with per-filter cycles ``per``
+    (length N): when N is spatial, the fold's ``stream_ext`` values times the widest filter of
+    its column chunk (``n_unit``: the chunk of each fold, ``n_lanes`` filters each); when N is
+    the streamed dimension, the sum of the widths of the filters in the fold's piece
+    (``stream_unit``: the piece index, pieces of ``stream_per_tile`` filters)."""
+    per = np.asarray(per, dtype=np.int64)
     if stream_dim == "N":
-        return np.full(n_folds, int(per.sum()), dtype=np.int64)
-    assert n_index is not None
+        cum = np.concatenate([[0], np.cumsum(per)])
+        start = np.minimum(stream_unit * stream_per_tile, per.size)
+        return cum[np.minimum(start + stream_ext, per.size)] - cum[start]
     widest = np.maximum.reduceat(per, np.arange(0, per.size, n_lanes))
-    return stream * widest[n_index]
+    return stream_ext * widest[n_unit]
 
 
 def precision_notes(layer: Layer, serial_weights: bool, kind: str, used_per_filter: bool,

@@ -31,15 +31,29 @@ class Buffer(Protocol):
     @property
     def bits_per_cycle(self) -> float: ...
 
+    @property
+    def word_bits(self) -> int: ...
+
+
+#: A TileSchedule field left to its default (filled in ``__post_init__``).
+_UNSET = np.empty(0, dtype=np.int64)
+
 
 @dataclass(frozen=True, slots=True)
 class TileSchedule:
-    """One entry per tile; all arrays are int64 and of equal length.
+    """One entry per tile; all arrays are int64 and of equal length (checked).
 
     ``busy_cycles``: cycles the compute unit is busy on the tile (closed form, stretched when an
-    SRAM port is too narrow). ``*_load_bytes``: DRAM -> SRAM bytes needed before the tile runs
+    SRAM port is too narrow). ``*_load_bytes``: DRAM -> SRAM bytes the tile needs
     (``psum`` = spilled partial sums read back into the ofmap buffer). ``store_bytes``: ofmap
-    bytes written to DRAM after the tile.
+    bytes written to DRAM for the tile (outputs and spilled partial sums).
+
+    Data streams inside a tile (the engine, :mod:`simulator.engine`): ``head_load_bytes`` of
+    the loads (the first fold's) must arrive before the tile's compute starts, and the last
+    ``tail_cycles`` of its work need all of them; ``store_tail_bytes`` of the stores (the last
+    fold's) leave after the compute ends, the rest while it runs. ``psum_after``: the tile
+    whose stores this tile's partial-sum loads read back (``-1``: none), so they wait for its
+    drain. Defaults: no streaming (everything before / after the tile), no dependency.
     """
 
     busy_cycles: np.ndarray
@@ -47,10 +61,32 @@ class TileSchedule:
     filter_load_bytes: np.ndarray
     psum_load_bytes: np.ndarray
     store_bytes: np.ndarray
+    head_load_bytes: np.ndarray = dataclasses.field(default_factory=lambda: _UNSET)
+    tail_cycles: np.ndarray = dataclasses.field(default_factory=lambda: _UNSET)
+    store_tail_bytes: np.ndarray = dataclasses.field(default_factory=lambda: _UNSET)
+    psum_after: np.ndarray = dataclasses.field(default_factory=lambda: _UNSET)
+
+    def __post_init__(self) -> None:
+        n = len(self.busy_cycles)
+        defaults = {"head_load_bytes": self.load_bytes, "tail_cycles": self.busy_cycles,
+                    "store_tail_bytes": self.store_bytes,
+                    "psum_after": np.full(n, -1, dtype=np.int64)}
+        for name, value in defaults.items():
+            if getattr(self, name) is _UNSET:
+                object.__setattr__(self, name, value)
+        for f in dataclasses.fields(self):
+            arr = getattr(self, f.name)
+            if len(arr) != n:
+                raise ValueError(f"TileSchedule.{f.name} has {len(arr)} entries, busy_cycles {n}")
 
     @property
     def n_tiles(self) -> int:
         return int(self.busy_cycles.shape[0])
+
+    @property
+    def load_bytes(self) -> np.ndarray:
+        """All DRAM reads of each tile."""
+        return self.ifmap_load_bytes + self.filter_load_bytes + self.psum_load_bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,7 +100,6 @@ class LayerMapping:
     folds: int
     mapping_efficiency: float
     counts: Mapping[str, int]
-    loop_outer: str = ""
     weight_density: float = 1.0
     act_density: float = 1.0
     load_imbalance: float = 1.0
@@ -75,7 +110,8 @@ class LayerMapping:
     #: stored bits per element of ``ifmap``/``filter`` incl. format metadata (empty: as is)
     storage_bits: Mapping[str, float] = dataclasses.field(default_factory=dict)
     #: the operand kept in the PEs: ``filter`` (ws), ``ifmap`` (is) or ``psum`` (os, and
-    #: engines that accumulate outputs in their PEs, as EIE and SCNN do)
+    #: engines that accumulate outputs in their PEs, as EIE and SCNN do); ``all`` for
+    #: row-stationary, whose PEs keep all three in scratchpads
     stationary: str = "psum"
     #: partial-sum width in bits
     acc_bits: int = 32
@@ -84,6 +120,17 @@ class LayerMapping:
     values_per_word: int = 1
     #: the arithmetic the layer runs in (``int``, ``fp``, ``bfp``): its MAC is priced so
     number_format: str = "int"
+    #: the temporal mapping (:mod:`simulator.mapping.nest`): tile loop order, outer first
+    #: (``"N>K>M"``), tile sizes in GEMM elements, and the operands loaded exactly once
+    loop_order: str = ""
+    tile_dims: Mapping[str, int] = dataclasses.field(default_factory=dict)
+    resident: str = ""
+    #: candidates the tiling search evaluated (1: the fixed order)
+    candidates: int = 0
+    #: the layer's weights as stored (bytes incl. format metadata): what a preload moves
+    weight_bytes: float = 0.0
+    #: final output bytes kept on chip for the consumers (written to the ifmap buffer)
+    kept_bytes: int = 0
     #: what the unit did that a reader should know (padding, compressed storage, ...)
     notes: tuple[str, ...] = ()
 
@@ -99,8 +146,10 @@ def chunks(size: int, lanes: int) -> np.ndarray:
 def to_int(values: np.ndarray) -> np.ndarray:
     """Whole bytes (or cycles) per entry of a float array: every prefix sum is rounded *up*
     (packed sub-byte data still occupies whole bytes), so the total is ``ceil(sum)`` and no
-    entry's rounding accumulates. ``1e-9`` absorbs float noise in exact sums."""
-    cum = np.ceil(np.cumsum(values, dtype=np.float64) - 1e-9).astype(np.int64)
+    entry's rounding accumulates. A tolerance of ``1e-9`` plus ``1e-10`` of the running sum
+    absorbs the float noise of long exact sums."""
+    cum = np.cumsum(values, dtype=np.float64)
+    cum = np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64)
     return np.diff(np.maximum(cum, 0), prepend=0)
 
 
@@ -117,9 +166,17 @@ def tile_starts(streams: list[tuple[np.ndarray, float]], n: int) -> np.ndarray:
 
 
 def even_tiles(busy: int, loads: Mapping[str, float], store: float,
-               buffers: Mapping[str, Buffer]) -> TileSchedule:
+               buffers: Mapping[str, Buffer], resident: frozenset[str] = frozenset(),
+               keep_output: bool = False) -> TileSchedule:
     """A layer split evenly into the fewest tiles whose loads and store each fit a buffer's
-    tile capacity (used by layers without folds: vector ops, EIE- and SCNN-like arrays)."""
+    tile capacity (used by layers without folds: vector ops, EIE- and SCNN-like arrays).
+
+    Work and data are uniform within a tile, so a tile streams: its compute may start once one
+    cycle's worth of its loads is in and finishes one cycle after the last arrives; its stores
+    leave as they are produced. Operands in ``resident`` are already on chip (no loads);
+    ``keep_output`` keeps the outputs on chip (no stores)."""
+    loads = {op: (0.0 if op in resident else v) for op, v in loads.items()}
+    store = 0.0 if keep_output else store
     n = max(1, *(math.ceil(loads[b] / buffers[b].tile_bytes) for b in ("ifmap", "filter")),
             math.ceil(store / buffers["ofmap"].tile_bytes))
     n = min(n, max(busy, 1))
@@ -127,9 +184,17 @@ def even_tiles(busy: int, loads: Mapping[str, float], store: float,
     def split(total: float) -> np.ndarray:
         return to_int(np.full(n, total / n))
 
-    return TileSchedule(busy_cycles=split(busy), ifmap_load_bytes=split(loads["ifmap"]),
-                        filter_load_bytes=split(loads["filter"]),
-                        psum_load_bytes=np.zeros(n, dtype=np.int64), store_bytes=split(store))
+    b = split(busy)
+    ld = {k: split(loads[k]) for k in ("ifmap", "filter")}
+    st = split(store)
+    per_cycle = np.maximum(b, 1)
+    total = ld["ifmap"] + ld["filter"]
+    return TileSchedule(busy_cycles=b, ifmap_load_bytes=ld["ifmap"],
+                        filter_load_bytes=ld["filter"],
+                        psum_load_bytes=np.zeros(n, dtype=np.int64), store_bytes=st,
+                        head_load_bytes=np.minimum(total, -(-total // per_cycle)),
+                        tail_cycles=np.minimum(b, 1),
+                        store_tail_bytes=np.minimum(st, -(-st // per_cycle)))
 
 
 #: Bounds on what one layer may allocate or schedule (entries of per-fold arrays, tiles the

@@ -28,8 +28,12 @@ from typing import Any, Literal
 
 import numpy as np
 
+from simulator.errors import WorkloadError
 from simulator.workload.approx import FunctionApprox
 from simulator.workload.dynamic import ExitPlan
+
+#: The name ``Layer.inputs`` gives the network's input.
+NETWORK_INPUT = "input"
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -111,6 +115,10 @@ class Layer:
     dims: Mapping[str, Any] = field(default_factory=dict)
     output_bits: float | None = None
     approx: FunctionApprox | None = None
+    #: names of the layers whose outputs this layer reads, in operand order (``None``: the
+    #: previous layer, or the network input for the first); ``"input"`` is the network input;
+    #: a residual add names both branches, a matmul its left and right operand
+    inputs: tuple[str, ...] | None = None
 
     @property
     def weight_bits(self) -> int | None:
@@ -141,3 +149,22 @@ class Workload:
     @property
     def macs(self) -> int:
         return sum(layer.macs for layer in self.layers)
+
+    def producers(self) -> list[tuple[int, ...]]:
+        """For every layer, the indices of the layers it reads in operand order (``-1``: the
+        network input). ``Layer.inputs`` names them; without it a layer reads the layer
+        before it (the first layer: the network input)."""
+        index = {layer.name: i for i, layer in enumerate(self.layers)}
+        index[NETWORK_INPUT] = -1
+        out: list[tuple[int, ...]] = []
+        for i, layer in enumerate(self.layers):
+            if layer.inputs is None:
+                out.append((i - 1,))
+                continue
+            unknown = [n for n in layer.inputs if index.get(n, i) >= i]
+            if unknown:
+                raise WorkloadError(self.path or self.name, [(
+                    f"layers[{i}] ({layer.name}).inputs",
+                    f"{unknown} are not layers before {layer.name!r} (or {NETWORK_INPUT!r})")])
+            out.append(tuple(index[name] for name in layer.inputs))
+        return out

@@ -16,6 +16,9 @@ from simulator.workload.structure import nm_pattern, unquoted_nm
 class SpecBase(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str = Field(min_length=1)
+    #: the layers whose outputs this one reads, in operand order (default: the layer listed
+    #: before it; ``input``: the network input)
+    inputs: Annotated[list[str], Field(min_length=1)] | None = None
 
 
 Density = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
@@ -98,7 +101,7 @@ class GemmSpec(SpecBase):
         return Operand(bits=self.act_bits, density=self.act_density)
 
 
-COMPRESSION_FIELDS = {"name", "op", "weight_bits", "act_bits", "weight_density", "act_density",
-                       "weight_structure", "weight_scheme", "codebook_size",
-                       "weight_mask_model", "weight_scale_bits", "weight_dequantize",
-                       "weight_block", "weight_filter_bits"}
+COMPRESSION_FIELDS = {"name", "op", "inputs", "weight_bits", "act_bits", "weight_density",
+                      "act_density", "weight_structure", "weight_scheme", "codebook_size",
+                      "weight_mask_model", "weight_scale_bits", "weight_dequantize",
+                      "weight_block", "weight_filter_bits"}

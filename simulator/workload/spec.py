@@ -9,6 +9,7 @@ with its layer path (``layers[3] (conv1).kernel``).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -16,16 +17,15 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    ValidationError,
     model_validator,
 )
 
 from simulator.errors import WorkloadError
-from simulator.registry import pydantic_errors
+from simulator.registry import validate_file
 from simulator.workload.approx import ApproxSpec, FunctionApprox
 from simulator.workload.dynamic import ExitSpec
 from simulator.workload.geometry import conv_out, pair, touched
-from simulator.workload.layer import Layer, Workload
+from simulator.workload.layer import NETWORK_INPUT, Layer, Workload
 from simulator.workload.operand_spec import COMPRESSION_FIELDS, GemmSpec, SpecBase
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
@@ -175,7 +175,7 @@ class PoolSpec(SpecBase):
         ops = out * (kh * kw + (self.op == "avgpool"))
         return Layer(self.name, self.op, "vector", ifmap_elements=batch * self.channels
                      * self.in_h * self.in_w, ofmap_elements=out, vector_ops=ops,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 class GlobalPoolSpec(SpecBase):
@@ -189,7 +189,7 @@ class GlobalPoolSpec(SpecBase):
         return Layer(self.name, self.op, "vector", ifmap_elements=n_in,
                      ofmap_elements=batch * self.channels,
                      vector_ops=n_in + batch * self.channels,
-                     dims=self.model_dump(exclude={"name", "op"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 class ElementwiseSpec(SpecBase):
@@ -212,7 +212,7 @@ class ElementwiseSpec(SpecBase):
         return Layer(self.name, self.op, "vector",
                      ifmap_elements=n * ELEMENTWISE_INPUTS.get(self.op, 1), ofmap_elements=n,
                      vector_ops=n * ELEMENTWISE_OPS[self.op],
-                     dims=self.model_dump(exclude={"name", "op", "approx"}),
+                     dims=self.model_dump(exclude={"name", "op", "inputs", "approx"}),
                      approx=_approx(self.approx, self.op))
 
 
@@ -243,7 +243,7 @@ class VectorSpec(SpecBase):
         return Layer(self.name, self.op, "vector", ifmap_elements=batch * self.in_elements,
                      ofmap_elements=batch * self.out_elements,
                      vector_ops=batch * self.vector_ops, output_bits=self.out_bits,
-                     dims=self.model_dump(exclude={"name", "op", "approx"}),
+                     dims=self.model_dump(exclude={"name", "op", "inputs", "approx"}),
                      approx=_approx(self.approx, self.label))
 
 
@@ -259,7 +259,7 @@ class EmbeddingSpec(SpecBase):
     def lower(self, batch: int) -> Layer:
         n = batch * self.tokens * self.dim
         return Layer(self.name, self.op, "vector", ifmap_elements=n, ofmap_elements=n,
-                     vector_ops=n, dims=self.model_dump(exclude={"name", "op"}))
+                     vector_ops=n, dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
 def pool_out(size: int, kernel: int, stride: int, pad: int, ceil_mode: bool) -> int:
@@ -293,23 +293,31 @@ _LAYER_ADAPTER: TypeAdapter[Any] = TypeAdapter(LayerSpec)
 
 def parse_network(data: Any, source: str = "<dict>") -> Workload:
     """Validate a parsed network spec; every error at once, each with its layer path."""
-    if not isinstance(data, Mapping):
-        raise WorkloadError(source, [("", f"must be a mapping with `name` and `layers` "
-                                          f"(got {type(data).__name__})")])
-    try:
-        spec = NetworkSpec.model_validate(data)
-    except ValidationError as exc:
-        raise WorkloadError(source, label_layer_paths(pydantic_errors(exc), data)) from None
+    spec = validate_file(NetworkSpec, data, source, WorkloadError, "`name` and `layers`",
+                         lambda errs: label_layer_paths(errs, data))
     names = [layer.name for layer in spec.layers]
     dupes = sorted({n for n in names if names.count(n) > 1})
     if dupes:
         raise WorkloadError(source, [("layers", f"duplicate layer names: {dupes}")])
-    layers = tuple(layer.lower(spec.batch_size) for layer in spec.layers)
+    errors = []
+    for i, layer in enumerate(spec.layers):
+        if layer.name == NETWORK_INPUT:
+            errors.append((f"layers[{i}].name", f"{NETWORK_INPUT!r} names the network input"))
+        for name in layer.inputs or ():
+            if name != NETWORK_INPUT and name not in names[:i]:
+                errors.append((f"layers[{i}] ({layer.name}).inputs",
+                               f"{name!r} is not a layer listed before {layer.name!r} "
+                               f"(or {NETWORK_INPUT!r}, the network input)"))
+    if errors:
+        raise WorkloadError(source, errors)
+    layers = tuple(replace(layer.lower(spec.batch_size),
+                           inputs=None if layer.inputs is None else tuple(layer.inputs))
+                   for layer in spec.layers)
     exits = None
     if spec.early_exit is not None:
-        exits, errors = spec.early_exit.build(names)
-        if errors:
-            raise WorkloadError(source, [(f"early_exit.{p}", m) for p, m in errors])
+        exits, errs = spec.early_exit.build(names)
+        if errs:
+            raise WorkloadError(source, [(f"early_exit.{p}", m) for p, m in errs])
     return Workload(spec.name, layers, source=spec.source, path=source, seed=spec.seed,
                     exits=exits)
 

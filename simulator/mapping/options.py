@@ -1,0 +1,115 @@
+"""What a mapping is asked to do: the architecture's ``mapping:`` and ``residency:`` sections,
+and the per-layer context the simulation hands to every compute unit.
+
+``mapping: {search: true, objective: edp}`` (the defaults):
+
+* ``search``: ``true`` chooses, per layer, the loop order and the tile sizes of M, K and N
+  (the streamed dimension included) under every buffer's capacity (:mod:`.search`);
+  ``false`` keeps the dataflow's fixed fold order (SCALE-Sim 3.0.0's: one array fold per tile,
+  the whole streamed dimension per fold), as the SCALE-Sim ``.cfg`` importer does so that its
+  runs compare like with like.
+* ``objective``: what the search minimises, from the analytical estimate of each candidate:
+  ``latency`` (cycles), ``energy`` (pJ, priced with the architecture's own energy table) or
+  ``edp`` (their product, the default: Timeloop's mapper default too, and the one figure that
+  penalises both a mapping that saves DRAM energy by stalling and one that runs fast on
+  wasteful refetches).
+
+``residency: {weights: stream, activations: dram}`` (the defaults) says what survives a layer:
+
+* ``weights: preload``: layer weights that fit in the filter buffer (in layer order, until the
+  first that does not) are loaded once, before the first inference, and stay: they are
+  excluded from per-inference latency and energy and reported as a one-off ``preload``.
+* ``activations: keep``: a layer output that fits in the ifmap buffer (beside every other
+  kept tensor still awaited by a consumer) stays there as its consumers' input, following the
+  network's producer -> consumer edges (``Layer.inputs``; residual adds included); the last
+  layer's output always goes to DRAM.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict
+
+Objective = Literal["latency", "energy", "edp"]
+
+
+class MappingParams(BaseModel):
+    """``mapping:`` of an architecture file (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    search: bool = True
+    objective: Objective = "edp"
+
+
+class ResidencyParams(BaseModel):
+    """``residency:`` of an architecture file (module docstring)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    weights: Literal["stream", "preload"] = "stream"
+    activations: Literal["dram", "keep"] = "dram"
+
+
+@dataclass(frozen=True, slots=True)
+class BufferView:
+    """A buffer as one layer's mapping may use it: capacity left after the tensors that other
+    layers keep in it (:class:`~simulator.mapping.schedule.Buffer` protocol)."""
+
+    capacity_bytes: float
+    tile_bytes: float
+    bits_per_cycle: float
+    word_bits: int = 8
+
+
+@dataclass(frozen=True, slots=True)
+class MappingCosts:
+    """Per-action prices for the search's energy estimate (pJ) and the DRAM's rate.
+
+    Built by the simulation from the architecture's energy table; an action the table lacks
+    is priced 0 here (the estimate only ranks candidates; the reported energy requires every
+    entry). ``sram_read`` / ``sram_write``: pJ per word of each buffer (``ifmap``, ``filter``,
+    ``ofmap``); ``rf_write``: a PE-register (scratchpad) write of the stationary operand;
+    ``hop``: one array-network transfer; ``leak_per_cycle``: all on-chip leakage per cycle.
+    """
+
+    dram_read_per_byte: float = 0.0
+    dram_write_per_byte: float = 0.0
+    sram_read: Mapping[str, float] = field(default_factory=dict)
+    sram_write: Mapping[str, float] = field(default_factory=dict)
+    mac: float = 0.0
+    mac_idle: float = 0.0
+    rf_write: float = 0.0
+    hop: float = 0.0
+    leak_per_cycle: float = 0.0
+    dram_bytes_per_cycle: float = math.inf
+    dram_latency_cycles: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class MappingContext:
+    """What the simulation tells a unit about one layer beyond the layer itself.
+
+    ``resident``: operands already on chip (``"filter"``: preloaded weights; ``"ifmap"``: the
+    input kept by its producer), which need no DRAM traffic and no buffer space of the layer;
+    ``keep_output``: the layer's final output stays on chip (moved into the ifmap buffer
+    instead of DRAM); ``buffers``: the capacity each buffer has left for this layer;
+    ``kept_inputs``: the share of the input bytes already on chip (an add whose one input is
+    kept and the other not has 0.5).
+    """
+
+    params: MappingParams = field(default_factory=MappingParams)
+    costs: MappingCosts = field(default_factory=MappingCosts)
+    resident: frozenset[str] = frozenset()
+    keep_output: bool = False
+    buffers: Mapping[str, BufferView] | None = None
+    #: share of a multi-input layer's inputs kept on chip (1.0 when ``"ifmap"`` is resident)
+    kept_inputs: float = 0.0
+    #: the tiling search's results by their full input, shared by the layers of one
+    #: ``simulate`` call (ResNet-50's 54 GEMMs have 23 distinct ones); ``None``: no memo
+    memo: dict[tuple[object, ...], object] | None = field(default=None, compare=False)
+
+
+DEFAULT_CONTEXT = MappingContext()
