@@ -10,11 +10,11 @@ with the activation masks of each input sample.
   end (``full_cycles``: the network without its heads, as the baseline runs it).
 * :func:`simulate_samples`: each layer whose activation carries a mask set
   (``Operand.mask_set``, per calibration sample) is simulated once per sample with that
-  sample's mask; every other layer once (the whole workload, ``base``). Layers are
-  independent in this simulator (each runs in its own SimPy environment, nothing carried
-  between layers, :mod:`simulator.simulation`), so a sample's network cost is the sum. The
-  report gives, per layer and for the network, the mean, spread, minimum and maximum of
-  cycles, load imbalance and energy over the inputs.
+  sample's mask, inside the whole network: what a layer costs depends on what its neighbours
+  leave on chip (``residency:``, :mod:`simulator.simulation`), so each sample is one
+  simulation of every layer (the tiling search memoised within it). The report gives, per
+  layer and for the network, the mean, spread, minimum and maximum of cycles, load imbalance
+  and energy over the inputs (``base``: the whole workload with its layers' own masks).
 """
 
 from __future__ import annotations
@@ -107,25 +107,20 @@ def simulate_samples(arch: ArchConfig, workload: Workload,
                              f"masks (compress with the sample_masks method)")
     n = min(len(m) for m in sets.values())
     base = simulate(arch, workload, energy_table)
-    rows = []
-    varying = [la for la in workload.layers if la.name in sets]
+    rows, net = [], []
     for s in range(n):
         layers = tuple(dataclasses.replace(la, activation=dataclasses.replace(
             la.activation, mask=sets[la.name][s], density=float(sets[la.name][s].mean())))
-                       for la in varying)
-        rep = simulate(arch, dataclasses.replace(workload, layers=layers, exits=None),
-                       base.energy_table)
+                       if la.name in sets else la for la in workload.layers)
+        rep = simulate(arch, dataclasses.replace(workload, layers=layers), base.energy_table)
         df = rep.layers.set_index("layer")
-        for la in varying:
-            rows.append({"layer": la.name, "sample": s,
-                         "act_density": float(sets[la.name][s].mean()),
-                         **{c: df.at[la.name, c] for c in _COLS}})
+        for name, m in sets.items():
+            rows.append({"layer": name, "sample": s, "act_density": float(m[s].mean()),
+                         **{c: df.at[name, c] for c in _COLS}})
+        net.append({"sample": s, "total_cycles": int(df["total_cycles"].sum()),
+                    "energy_pj": float(df["energy_pj"].sum())})
     per = pd.DataFrame(rows)
     summary = per.groupby("layer", sort=False)[["act_density", *_COLS]].agg(
         ["mean", "std", "min", "max"])
     summary.columns = [f"{col[0]}_{col[1]}" for col in summary.columns]
-    fixed = base.layers[~base.layers["layer"].isin(sets)]
-    net = per.groupby("sample")[["total_cycles", "energy_pj"]].sum()
-    net["total_cycles"] += int(fixed["total_cycles"].sum())
-    net["energy_pj"] += float(fixed["energy_pj"].sum())
-    return SampleReport(per, summary.reset_index(), net.reset_index(), base)
+    return SampleReport(per, summary.reset_index(), pd.DataFrame(net), base)

@@ -336,3 +336,79 @@ def test_trace_carries_the_toolbox_fields(tmp_path: Path) -> None:
     assert got["s"].approx == wl.layers[2].approx
     assert np.array_equal(got["fc"].activation.mask_set, masks)
     assert back.workload.exits == wl.exits
+
+
+KEEP = {"residency": {"weights": "stream", "activations": "keep"}}
+
+
+def test_exit_heads_are_side_branches_of_the_backbone() -> None:
+    """Regression (merge with issue 10's residency): a head sits between backbone layers in
+    the trace, but the backbone layer after it reads the branch layer, not the head's logits;
+    the head's output leaves the chip (no layer consumes it)."""
+    wl = parse_network(EXIT_NET)  # a, x.fc (head of a), b, c
+    assert wl.producers() == [(-1,), (0,), (0,), (2,)]
+    rep = simulate(parse_arch(arch_dict(**KEEP)), wl).layers.set_index("layer")
+    # a's 8 outputs (8 bits) stay on chip for both its readers; x.fc's 2 logits go to DRAM
+    assert rep.at["x.fc", "dram_ifmap_read_bytes"] == 0
+    assert rep.at["b", "dram_ifmap_read_bytes"] == 0
+    assert rep.at["x.fc", "dram_write_bytes"] == 2
+    assert rep.at["a", "dram_write_bytes"] == 0
+
+
+def test_per_sample_costs_are_whole_network_runs_under_residency() -> None:
+    """Each sample's network cost is one simulation of every layer with that sample's masks
+    (what a layer leaves on chip changes its neighbours' traffic), checked the long way."""
+    rng = np.random.default_rng(1)
+    masks = rng.random((2, 4, 16)) < np.array([0.8, 0.3])[:, None, None]
+    wl = parse_network({"name": "n", "layers": [
+        {"name": "fc", "op": "linear", "in_features": 16, "out_features": 16, "tokens": 4},
+        {"name": "r", "op": "relu", "shape": [4, 16]},
+        {"name": "fc2", "op": "linear", "in_features": 16, "out_features": 8, "tokens": 4}]})
+    layer = wl.layers[0]
+    act = dataclasses.replace(layer.activation, mask=masks[0], density=float(masks[0].mean()),
+                              mask_set=masks)
+    wl = dataclasses.replace(wl, layers=(dataclasses.replace(layer, activation=act),
+                                         *wl.layers[1:]))
+    arch = dataclasses.replace(
+        load_arch(REPO / "arch_configs" / "cnvlutin_like_16x16_os.yaml"),
+        residency=parse_arch(arch_dict(**KEEP)).residency)
+    sr = simulate_samples(arch, wl)
+    for s in range(2):
+        one_s = dataclasses.replace(wl, layers=(dataclasses.replace(layer, activation=(
+            dataclasses.replace(act, mask=masks[s], density=float(masks[s].mean())))),
+            *wl.layers[1:]))
+        want = simulate(arch, one_s).totals
+        got = sr.network.set_index("sample").loc[s]
+        assert got["total_cycles"] == want["total_cycles"]
+        assert got["energy_pj"] == pytest.approx(want["energy_pj"])
+
+
+def test_outputs_stay_on_chip_across_heterogeneous_units() -> None:
+    """Every unit shares the one buffer hierarchy: with ``activations: keep`` the int8 layer's
+    output is the XNOR layer's input without DRAM, and preloaded weights stay pinned for any
+    unit (the FFT unit's spectra included)."""
+    arch = parse_arch({**arch_dict(pe_array=None, pe_arrays={
+        "int8": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os"},
+        "xnor": {"impl": "systolic", "rows": 4, "cols": 4, "dataflow": "os", "pe": "xnor",
+                 "weight_bits": 1, "act_bits": 1}},
+        placement={"impl": "by_precision"}), **KEEP})
+    rep = simulate(arch, parse_network(BINARY_NET)).layers.set_index("layer")
+    assert list(rep["unit"]) == ["int8", "xnor", "int8"]
+    # first: 64 outputs x 8 bits kept; mid reads them (and keeps its own 64 x 1 bit)
+    assert rep.at["first", "dram_write_bytes"] == 0
+    assert rep.at["mid", "dram_ifmap_read_bytes"] == 0
+    assert rep.at["last", "dram_ifmap_read_bytes"] == 0
+    net = parse_network({"name": "n", "layers": [
+        {"name": "c", "op": "linear", "in_features": 16, "out_features": 16,
+         "weight_structure": "circulant", "weight_block": 4, "weight_bits": 16,
+         "act_bits": 16}]})
+    pre = dataclasses.replace(fft_arch(impl="by_op", rules={"circulant": "fft"},
+                                       default="array"),
+                              residency=parse_arch(arch_dict(residency={
+                                  "weights": "preload", "activations": "dram"})).residency)
+    rep = simulate(pre, net)
+    # 16 blocks' worth of spectra: (16/4)^2 = 16 vectors of 4 values at 16 bits = 128 bytes,
+    # loaded once before the first inference, none per inference
+    assert rep.layers["unit"][0] == "fft"
+    assert int(rep.layers["preload_bytes"][0]) == 128
+    assert int(rep.layers["dram_filter_read_bytes"][0]) == 0

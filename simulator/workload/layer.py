@@ -153,13 +153,21 @@ class Workload:
     def producers(self) -> list[tuple[int, ...]]:
         """For every layer, the indices of the layers it reads in operand order (``-1``: the
         network input). ``Layer.inputs`` names them; without it a layer reads the layer
-        before it (the first layer: the network input)."""
+        before it (the first layer: the network input), skipping the layers of early-exit
+        heads other than its own (``exits.head_layers``: a head reads the layer it branches
+        from, and so does the backbone layer after the head)."""
         index = {layer.name: i for i, layer in enumerate(self.layers)}
         index[NETWORK_INPUT] = -1
+        head_of = {index[n]: h for h, head in enumerate(self.exits.head_layers
+                                                        if self.exits is not None else ())
+                   for n in head if n in index}
         out: list[tuple[int, ...]] = []
         for i, layer in enumerate(self.layers):
             if layer.inputs is None:
-                out.append((i - 1,))
+                j = i - 1
+                while j in head_of and head_of[j] != head_of.get(i):
+                    j -= 1
+                out.append((j,))
                 continue
             unknown = [n for n in layer.inputs if index.get(n, i) >= i]
             if unknown:
