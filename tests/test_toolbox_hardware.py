@@ -62,6 +62,13 @@ def test_per_filter_bits_native_on_weight_serial_padded_on_mac(dataflow: str, se
     assert serial.actions.query("action == 'bit_serial_step'")["count"].sum() == 640
 
 
+def test_per_filter_bits_on_a_row_stationary_array_are_padded_and_said() -> None:
+    layer = fc(weight_filter_bits=[2, 2, 2, 2, 8, 8, 8, 8])
+    rep = one(layer, dataflow="rs")
+    assert int(rep.layers["dram_filter_read_bytes"][0]) == 85  # stored packed per filter
+    assert "padded to 8 bits on pe 'mac'" in rep.notes[0]
+
+
 @settings(max_examples=25, deadline=None)
 @given(bits=st.lists(st.integers(1, 8), min_size=1, max_size=12),
        k=st.integers(1, 20), m=st.integers(1, 6), df=st.sampled_from(["os", "ws", "is"]))
@@ -412,3 +419,34 @@ def test_outputs_stay_on_chip_across_heterogeneous_units() -> None:
     assert rep.layers["unit"][0] == "fft"
     assert int(rep.layers["preload_bytes"][0]) == 128
     assert int(rep.layers["dram_filter_read_bytes"][0]) == 0
+
+
+def test_units_and_notes_reach_the_sweep_store(tmp_path: Path) -> None:
+    """A sweep's layer rows name the unit that ran each layer with its PEs (per-unit
+    utilisation from the store equals Report.units), and a point's row carries the units'
+    notes (per-filter bits padded on a MAC array)."""
+    import yaml
+
+    from simulator.sweep import ResultStore, sweep
+
+    net = {**BINARY_NET, "layers": [*BINARY_NET["layers"][:2], {
+        **BINARY_NET["layers"][2], "weight_filter_bits": [8, 4] * 5}]}
+    (tmp_path / "bnn.yaml").write_text(yaml.safe_dump(net))
+    (tmp_path / "s.yaml").write_text(yaml.safe_dump({
+        "name": "s", "arch": str(REPO / "arch_configs" / "edge_xnor_int8.yaml"),
+        "workloads": ["bnn.yaml"]}))
+    sweep(tmp_path / "s.yaml", tmp_path / "out", workers=0)
+    store = ResultStore.open(tmp_path / "out")
+    layers = store.layers()
+    assert list(layers["unit"]) == ["int8", "xnor", "int8"]
+    assert list(layers["unit_n_pes"]) == [64, 256, 64]  # 8x8 int8, 16x16 xnor
+    rep = simulate(load_arch(REPO / "arch_configs" / "edge_xnor_int8.yaml"), parse_network(net))
+    busy = layers["effectual_macs"] / layers["macs_per_pe_per_cycle"]
+    total = layers["total_cycles"].sum()
+    for unit, u in rep.units.set_index("unit").iterrows():
+        if unit != "vector_unit":
+            mine = layers["unit"] == unit
+            assert busy[mine].sum() / (layers["unit_n_pes"][mine].iloc[0] * total) \
+                == pytest.approx(u["utilisation"])
+    notes = store.points()["notes"].iloc[0]
+    assert "per-filter weight bits 4..8 run padded to 8 bits" in notes

@@ -11,9 +11,12 @@ that goes with its workload, ``Report.totals`` (cycles, traffic, energy, TOPS/W,
 the energy categories of :mod:`simulator.sweep.breakdown` summed over layers, the
 architecture's ``n_pes``, ``clock_mhz``, ``dram_bandwidth_gb_per_s`` and
 ``peak_tops`` (2 ops per MAC at the highest ``macs_per_pe_per_cycle`` of its GEMM layers),
-``elapsed_s`` (wall time of the point, machine-dependent) and ``worker`` (the Dask worker that
-ran it, ``local`` in-process). Layer columns: the inputs
-again, ``Report.layers`` and the layer's energy categories.
+``notes`` (what the compute units said, e.g. per-filter bits padded to an array's width;
+``None``: nothing), ``elapsed_s`` (wall time of the point, machine-dependent) and ``worker``
+(the Dask worker that ran it, ``local`` in-process). Layer columns: the inputs again,
+``Report.layers``, ``unit_n_pes`` (the PEs of the unit that ran the layer: with several PE
+arrays, per-unit utilisation is ``sum(effectual_macs / macs_per_pe_per_cycle) /
+(unit_n_pes x network cycles)``, as ``Report.units``) and the layer's energy categories.
 """
 
 from __future__ import annotations
@@ -78,12 +81,14 @@ def run_point(task: Task, loaded: Loaded) -> PointResult:
         row.update(totals, **total_categories(cats), n_pes=report.n_pes,
                    clock_mhz=report.clock_mhz,
                    dram_bandwidth_gb_per_s=float(getattr(dram, "bandwidth_gb_per_s", math.nan)),
-                   peak_tops=2.0 * report.n_pes * peak_mpc * report.clock_mhz * 1e6 / 1e12)
+                   peak_tops=2.0 * report.n_pes * peak_mpc * report.clock_mhz * 1e6 / 1e12,
+                   notes="; ".join(report.notes) or None)
         n = len(res)
         layers = {**{k: [v] * n for k, v in task.meta.items()},
                   "arch_name": [report.arch] * n,
                   **{c: [getattr(r, c) for r in res] for c in LAYER_COLUMNS if c != "energy_pj"},
                   "energy_pj": report.layers["energy_pj"].tolist(),
+                  "unit_n_pes": [report.unit_pes.get(r.unit, report.n_pes) for r in res],
                   **_columns(cats)}
     except SimulatorError as exc:
         row.update(error=str(exc), error_type=type(exc).__name__)
