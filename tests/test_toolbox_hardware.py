@@ -448,5 +448,11 @@ def test_units_and_notes_reach_the_sweep_store(tmp_path: Path) -> None:
             mine = layers["unit"] == unit
             assert busy[mine].sum() / (layers["unit_n_pes"][mine].iloc[0] * total) \
                 == pytest.approx(u["utilisation"])
+    # peak: 2 ops x (64 int8 PEs x 1 MAC + 256 XNOR PEs x 64 MACs, one 64-bit word) per
+    # cycle at 500 MHz = 16.448 TOPS; the PEs of both arrays
+    assert list(layers["macs_per_pe_per_cycle"]) == [1.0, 64.0, 1.0]
+    point = store.points().iloc[0]
+    assert point["n_pes"] == 64 + 256
+    assert point["peak_tops"] == pytest.approx(2 * (64 + 256 * 64) * 500e6 / 1e12)
     notes = store.points()["notes"].iloc[0]
     assert "per-filter weight bits 4..8 run padded to 8 bits" in notes
