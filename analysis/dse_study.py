@@ -17,6 +17,11 @@ process.)
 2. **ImageNet networks** (published accuracy): AlexNet and VGG-16 with published profiles and
    ResNet-18 variants on the same five kinds of a 128x128 array (imagenet_profiles.yaml), the
    uncompressed networks on its 32-bit version (imagenet_baseline.yaml).
+   The approximation toolbox's weight and precision methods (digits_toolbox.yaml: block-
+   circulant, SVD rank by an accuracy or energy budget, distillation, dynamic fixed point,
+   adaptive per-filter bits, fine-grained ternary, XNOR-Net with 8-bit first and last layers)
+   on the edge NPU and its three variants that take them natively (an FFT unit, bit-serial
+   weights, an XNOR array beside an int8 one): one figure and two tables.
 3. **The survey's qualitative table** ("cheaper arithmetic / memory reduction / workload
    reduction" per method) as measured ratios against the uncompressed baseline.
 
@@ -51,6 +56,19 @@ WEIGHT_REDUCTION = ["prune50", "prune80", "prune90", "2of4", "filter-prune", "km
                     "lowrank", "deep-compression"]
 #: Recipes that quantise weights (they run on the 8-bit kinds); the rest keep fp32 weights.
 QUANTISING = {*QUANTISATION, "kmeans16", "deep-compression"}
+#: The approximation toolbox's recipes in digits_toolbox.yaml, with what each does.
+TOOLBOX = {
+    "baseline": "uncompressed (runs at the array's precision)",
+    "int8": "int8 weights and activations (reference)",
+    "circulant4": "block-circulant 4x4 (CirCNN)",
+    "lowrank-accuracy": "SVD rank per layer, accuracy budget 1 point",
+    "lowrank-energy": "SVD rank per layer, energy budget 50 %",
+    "distill-half": "distilled half-width student (Hinton et al.)",
+    "dynamic-fixed8": "dynamic fixed point, 8 bits (per-layer exponent)",
+    "adaptive-precision": "per-filter bits by sensitivity (Khoram & Li)",
+    "ternary-fgq": "fine-grained ternary, groups of 4 (FGQ)",
+    "xnor": "XNOR-Net, 8-bit first and last layers",
+}
 #: What each method is expected to buy (the survey's qualitative table, as we read it):
 #: cheaper arithmetic, memory reduction, workload reduction.
 EXPECTED = {
@@ -164,6 +182,52 @@ def digits_figures(p: pd.DataFrame) -> list[Path]:
     return paths
 
 
+def toolbox_figure(p: pd.DataFrame) -> list[Path]:
+    ok = p[p["error"].isna()]
+    fig = tradeoff(ok, [ACC_ENERGY, ACC_LATENCY], "Digits LeNet, the approximation toolbox: "
+                   "accuracy vs energy and latency per inference (measured accuracy)",
+                   hue="recipe", style="arch")
+    return save(fig, OUT, "digits_toolbox", ("png",))
+
+
+def toolbox_tables(p: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    """Energy and latency per inference by toolbox recipe and architecture, and what they
+    say."""
+    ok = p[p["error"].isna()]
+    order = list(TOOLBOX)
+    archs = list(p["arch"].drop_duplicates())
+    out = []
+    for value in ("energy_uj", "latency_us"):
+        t = ok.pivot_table(index="recipe", columns="arch", values=value).reindex(
+            index=order, columns=archs)
+        t.insert(0, "accuracy", p.groupby("recipe")["accuracy"].first().reindex(order))
+        t.insert(0, "method", [TOOLBOX[r] for r in order])
+        out.append(t.reset_index())
+    e = out[0].set_index("recipe")
+    lat = out[1].set_index("recipe")
+    best = ok.loc[ok["energy_uj"].idxmin()]
+    lines = [
+        f"* The cheapest toolbox point is {best['recipe']} on {best['arch']}: "
+        f"{best['energy_uj']:.3g} µJ per inference at {best['accuracy']:.2%} accuracy "
+        f"(int8 on edge_8x8: {e.at['int8', 'edge_8x8']:.3g} µJ).",
+        f"* Units that take a method natively pay where the method is: the XNOR + int8 "
+        f"array runs the XNOR network in {lat.at['xnor', 'edge_xnor_int8']:.3g} µs against "
+        f"{lat.at['xnor', 'edge_8x8']:.3g} µs on the int8 array (same accuracy, "
+        f"{e.at['xnor', 'edge_xnor_int8']:.3g} vs {e.at['xnor', 'edge_8x8']:.3g} µJ); "
+        f"bit-serial weights run adaptive precision in "
+        f"{lat.at['adaptive-precision', 'edge_bitserial_w']:.3g} µs against "
+        f"{lat.at['adaptive-precision', 'edge_8x8']:.3g} µs padded to 8 bits; the FFT unit "
+        f"runs block-circulant b = 4 in {lat.at['circulant4', 'edge_fft']:.3g} µs against "
+        f"{lat.at['circulant4', 'edge_8x8']:.3g} µs as dense blocks, but at "
+        f"{e.at['circulant4', 'edge_fft']:.3g} vs {e.at['circulant4', 'edge_8x8']:.3g} µJ "
+        f"(a 4-point FFT saves few operations and its 16-bit complex arithmetic costs more).",
+        f"* Methods that shrink the GEMM (low rank, the student) pay on every architecture: "
+        f"distill-half costs {e.at['distill-half', 'edge_8x8'] / e.at['int8', 'edge_8x8']:.2f}x "
+        f"int8's energy on edge_8x8 at {e.at['distill-half', 'accuracy']:.2%} accuracy.",
+    ]
+    return out[0], out[1], "\n".join(lines)
+
+
 def imagenet_figures(p: pd.DataFrame) -> list[Path]:
     ok = p[fits(p)].assign(variant=lambda d: d["workload"].str.split("-", n=1).str[1])
     acc = ok[ok["accuracy"].notna()]
@@ -269,15 +333,18 @@ def main() -> None:
         keep = args.keep or Path(tmp)
         cache = keep / "model-cache"
         digits = run(["digits_recipes", "digits_fp32"], keep, scheduler, cache)
+        toolbox = run(["digits_toolbox"], keep, scheduler, cache)
         imagenet = run(["imagenet_profiles", "imagenet_baseline"], keep, scheduler, cache)
     if not args.check:
         digits_figures(digits)
+        toolbox_figure(toolbox)
         imagenet_figures(imagenet)
     energy, latency, misses = digits_tables(digits)
     survey = ratios(digits)
     on_dense = ratios_on(digits, "dense")
     on_skip = ratios_on(digits, "zero-skip")
     inet = imagenet_table(imagenet)
+    tb_energy, tb_latency, tb_reading = toolbox_tables(toolbox)
     fmt = ".4g"
     text = "\n".join([
         "# Accuracy vs cost: digits LeNet and ImageNet networks on five array kinds", "",
@@ -292,6 +359,17 @@ def main() -> None:
         "## Digits: latency per inference (µs) by recipe and array", "",
         latency.to_markdown(index=False, floatfmt=fmt), "",
         "## Points that do not fit", "", misses.to_markdown(index=False), "",
+        "## Digits: the approximation toolbox (energy µJ, then latency µs, per inference)",
+        "",
+        "Each recipe of `workloads/sweeps/digits_toolbox.yaml` on the edge NPU (edge_8x8) and "
+        "its three variants that take a method natively (`arch_configs/edge_fft.yaml`, "
+        "`edge_bitserial_w.yaml`, `edge_xnor_int8.yaml`). Activation-function approximations, "
+        "early exits and per-sample masks are in `analysis/toolbox_study.md` (other models; "
+        "costs that are distributions, not one point).", "",
+        "![toolbox](dse_study/digits_toolbox.png)", "",
+        tb_energy.to_markdown(index=False, floatfmt=fmt), "",
+        tb_latency.to_markdown(index=False, floatfmt=fmt), "",
+        tb_reading, "",
         "## The survey's table, measured", "",
         "Ratios against the uncompressed digits LeNet (fp32, on the 32-bit dense array), each "
         "method on the lowest-energy array of its own precision (quantising recipes on the "

@@ -19,6 +19,7 @@ from simulator.errors import SimulatorError, WorkloadError
 from simulator.exploration import report_cmd, sweep_cmd
 from simulator.files import check_output_dir, read_yaml, safe_name
 from simulator.hardware.synthesis import load_synthesis
+from simulator.printing import print_dynamic, print_energy
 from simulator.simulation import simulate
 from simulator.workload.llm import is_llm, parse_llm
 from simulator.workload.loader import load_workload
@@ -121,7 +122,10 @@ def run(arch: Path, workload: Path, output: Path | None, name: str | None, fmt: 
     if recipe is not None:
         raise SimulatorError(f"--recipe applies to LLM specs; compress {workload} with "
                              f"`approxsim compress` instead")
-    report = simulate(spec, load_workload(workload, ofmap_rounding=ofmap_rounding))
+    wl = load_workload(workload, ofmap_rounding=ofmap_rounding)
+    report = simulate(spec, wl)
+    for note in report.notes:
+        click.echo(f"note: {note}", err=True)
     chosen = None
     if columns is not None:
         chosen = [c.strip() for c in columns.split(",") if c.strip()]
@@ -155,6 +159,7 @@ def run(arch: Path, workload: Path, output: Path | None, name: str | None, fmt: 
         totals = pd.DataFrame([{k: report.totals[k] for k in TOTAL_COLUMNS}])
         note_hidden(console, print_frame(console, totals, "totals"))
         print_energy(console, report)
+        print_dynamic(console, report, wl, spec)
 
 
 def run_llm(arch: Any, spec: Any, recipe: str | None, output: Path | None, fmt: str,
@@ -185,22 +190,6 @@ def run_llm(arch: Any, spec: Any, recipe: str | None, output: Path | None, fmt: 
     note_hidden(console, print_frame(console, metrics.drop(columns=["model"]), "LLM figures"))
     for note in rep.notes:
         click.echo(f"note: {note}", err=True)
-
-
-def print_energy(console: Console, report: Any) -> None:
-    """Energy by component (and its share), then the energy totals."""
-    table = report.energy_table
-    by = report.energy.groupby("component", sort=False)["energy_pj"].sum()
-    total = float(by.sum())
-    df = pd.DataFrame({"component": by.index, "energy_uj": by.to_numpy() / 1e6,
-                       "share": by.to_numpy() / total if total else 0.0,
-                       "area_mm2": [table.area_mm2.get(c, float("nan")) for c in by.index]})
-    print_frame(console, df, f"energy by component (table {table.name}, "
-                             f"{table.technology_nm:g} nm; details: approxsim energy-table)")
-    t = report.totals
-    keys = ["energy_uj", "avg_power_mw", "tops", "tops_per_w", "area_mm2", "tops_per_mm2",
-            "edp_j_s", "inferences_per_s"]
-    print_frame(console, pd.DataFrame([{k: t[k] for k in keys}]), "energy totals")
 
 
 @main.command("energy-table")
@@ -337,11 +326,14 @@ def validate_rtl(full: bool) -> None:
                    "activation scales, agreement with the uncompressed model.")
 @click.option("--test-data", type=click.Path(path_type=Path, exists=True, dir_okay=False),
               help="ONNX: a labelled test set (.npz with arrays x and y) for top-1 accuracy.")
+@click.option("--arch", "arch_path", type=click.Path(path_type=Path),
+              help="Also simulate baseline and compressed model on this architecture and "
+                   "print their cost side by side, per layer and for the model.")
 @click.option("--no-finetune", is_flag=True,
               help="Drop the recipe's fine-tuning (post-training result; needed on ONNX).")
 def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path,
              input_shapes: tuple[str, ...], calibration: Path | None, test_data: Path | None,
-             no_finetune: bool) -> None:
+             arch_path: Path | None, no_finetune: bool) -> None:
     """Compress MODEL with RECIPE and write the workload trace.
 
     MODEL is a bundled name (digits-lenet), 'package.module:factory' (returning a torch module,
@@ -358,6 +350,7 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path,
 
     rec = load_recipe(recipe)  # every error of the recipe before any model is loaded
     check_trace_target(output)  # and of the output path
+    cmp_arch = load_arch(arch_path) if arch_path is not None else None  # and of the arch
     if no_finetune:
         rec = dataclasses.replace(rec, finetune=rec.finetune.model_copy(update={"epochs": 0}))
     shapes = parse_input_shapes(input_shapes)
@@ -409,6 +402,11 @@ def compress(model: str, recipe: str, output: Path, seed: int, cache_dir: Path,
     if acc is not None and acc.perplexity is not None:
         click.echo(f"perplexity: baseline {acc.perplexity[0]:.3f}, compressed "
                    f"{acc.perplexity[1]:.3f}")
+    if cmp_arch is not None:
+        from simulator.frontend.compare import compare
+        from simulator.printing import print_comparison
+
+        print_comparison(console, compare(cmp_arch, result), cmp_arch.name)
     click.echo(f"wrote {write_trace(result.trace, output)}")
 
 

@@ -104,6 +104,8 @@ class LayerResult:
     act_bits: int
     macs_per_pe_per_cycle: float
     actions: Mapping[tuple[str, str], int] = field(default_factory=dict)
+    #: what the compute unit did that a reader should know (padding, compressed storage)
+    notes: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,6 +128,8 @@ class Report:
     clock_mhz: float
     results: tuple[LayerResult, ...]
     energy_table: EnergyTable | None = None
+    #: PEs of every PE array by name (several with ``pe_arrays:``)
+    unit_pes: Mapping[str, int] = field(default_factory=dict)
     preload: Preload = Preload()
 
     @cached_property
@@ -136,6 +140,35 @@ class Report:
         df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
         df["energy_pj"] = layer_energy_pj([r.actions for r in self.results], self.energy_table)
         return df
+
+    @cached_property
+    def units(self) -> pd.DataFrame:
+        """One row per compute unit that ran a layer: its layers, MACs, effectual MACs, busy
+        cycles (its layers' total cycles; units never overlap) and utilisation: its PEs'
+        busy share (effectual MACs at each layer's rate) of the whole network's time, and of
+        its own layers' time (``utilisation_when_active``)."""
+        df = self.layers
+        total = int(df["total_cycles"].sum())
+        rows = []
+        for unit, g in df.groupby("unit", sort=False):
+            pes = self.unit_pes.get(str(unit), 0)
+            busy = float((g["effectual_macs"] / g["macs_per_pe_per_cycle"].where(
+                g["macs_per_pe_per_cycle"] > 0, 1.0)).sum())
+            cyc = int(g["total_cycles"].sum())
+            rows.append({"unit": unit, "layers": len(g), "n_pes": pes,
+                         "macs": int(g["macs"].sum()),
+                         "effectual_macs": int(g["effectual_macs"].sum()),
+                         "busy_cycles": cyc, "time_share": cyc / total if total else 0.0,
+                         "utilisation": busy / (pes * total) if pes and total else math.nan,
+                         "utilisation_when_active": busy / (pes * cyc) if pes and cyc
+                         else math.nan,
+                         "energy_pj": float(g["energy_pj"].sum())})
+        return pd.DataFrame(rows)
+
+    @property
+    def notes(self) -> list[str]:
+        """Every layer's notes (padding to the datapath, compressed storage), in order."""
+        return [n for r in self.results for n in r.notes]
 
     @cached_property
     def energy(self) -> pd.DataFrame:

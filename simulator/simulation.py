@@ -24,33 +24,36 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from simulator.arch.accelerator import Accelerator, build
 from simulator.arch.config import ArchConfig
-from simulator.cost.actions import LEAKY, count_actions
+from simulator.arch.placement import place_and_map
+from simulator.cost.actions import count_actions, leaky
 from simulator.cost.table import EnergyTable
 from simulator.cost.table_file import table_for
 from simulator.engine import run_tiles
 from simulator.mapping.options import BufferView, MappingContext, MappingCosts
-from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_mappable, check_size
+from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
 from simulator.report import LayerResult, Preload, Report
 from simulator.workload.layer import Layer, Workload
 
 
 def map_layer(layer: Layer, acc: Accelerator, seed: int = 0,
-              ctx: MappingContext | None = None) -> LayerMapping:
-    """Map one layer onto the accelerator's PE array (GEMMs) or vector unit (the rest),
+              ctx: MappingContext | None = None,
+              unit_costs: Mapping[str, MappingCosts] | None = None) -> LayerMapping:
+    """Map one layer onto the accelerator's PE array (GEMMs; with several arrays, the one its
+    placement rule chooses, :mod:`simulator.arch.placement`) or vector unit (the rest),
     through the one :class:`~simulator.hardware.unit.ComputeUnit` interface.
 
     ``seed`` draws the random masks of operands that carry only a density; ``ctx`` the
-    mapping options and residency (default: the architecture's options, nothing on chip)."""
-    check_mappable(layer)
-    unit = acc.pe_array if layer.kind == "gemm" else acc.vector_unit
+    mapping options and residency (default: the architecture's options, nothing on chip);
+    ``unit_costs`` the search's prices per unit (default: ``ctx.costs`` for every unit)."""
     ctx = ctx if ctx is not None else MappingContext(params=acc.arch.mapping)
-    m = unit.map_layer(layer, acc.buffers, seed, ctx)
+    m = place_and_map(layer, acc, seed, ctx, unit_costs)
     return _strip_resident(m, ctx)
 
 
@@ -85,7 +88,7 @@ def _result(layer: Layer, m: LayerMapping, acc: Accelerator, preload_bytes: int)
                                          ("filter", t.filter_load_bytes),
                                          ("psum", t.psum_load_bytes))}
     total = timing.total_cycles
-    n_pes = acc.pe_array.n_pes
+    n_pes = acc.unit(m.unit).n_pes
     gemm = layer.kind == "gemm"
     c = m.counts
     peak = n_pes * m.macs_per_pe_per_cycle
@@ -115,18 +118,20 @@ def _result(layer: Layer, m: LayerMapping, acc: Accelerator, preload_bytes: int)
         dram_ifmap_read_bytes=reads["ifmap"], dram_filter_read_bytes=reads["filter"],
         dram_psum_read_bytes=reads["psum"], dram_read_bytes=sum(reads.values()),
         dram_write_bytes=int(t.store_bytes.sum()), dram_busy_cycles=timing.dram_busy_cycles,
-        preload_bytes=preload_bytes, actions=count_actions(layer, m, timing, acc))
+        preload_bytes=preload_bytes, actions=count_actions(layer, m, timing, acc),
+        notes=m.notes)
 
 
-def mapping_costs(table: EnergyTable, acc: Accelerator) -> MappingCosts:
-    """The search's prices from the energy table (an absent entry: 0, see MappingCosts)."""
+def mapping_costs(table: EnergyTable, acc: Accelerator, unit: str = "pe_array") -> MappingCosts:
+    """The search's prices for PE array ``unit`` from the energy table (an absent entry: 0,
+    see MappingCosts); leakage of every on-chip component, whichever unit is busy."""
     e = table.entries
 
     def pj(comp: str, action: str) -> float:
         entry = e.get((comp, action))
         return entry.pj if entry is not None else 0.0
 
-    stationary = getattr(acc.pe_array, "stationary", "psum")
+    stationary = getattr(acc.units.get(unit, acc.pe_array), "stationary", "psum")
     stationary = {"all": "filter"}.get(stationary, stationary)  # row-stationary: spad fills
     stationary = stationary if stationary in ("ifmap", "filter") else ""
     return MappingCosts(
@@ -134,10 +139,10 @@ def mapping_costs(table: EnergyTable, acc: Accelerator) -> MappingCosts:
         dram_write_per_byte=8 * pj("dram", "write_bit"),
         sram_read={b: pj(b, "read") for b in acc.buffers},
         sram_write={b: pj(b, "write") for b in acc.buffers},
-        mac=pj("pe_array", "mac"), mac_idle=pj("pe_array", "mac_idle"),
-        rf_write=pj("pe_array", f"{stationary}_rf_write") if stationary else 0.0,
-        hop=pj("pe_array", "ifmap_hop"),
-        leak_per_cycle=math.fsum(pj(comp, "leak_cycle") for comp in LEAKY),
+        mac=pj(unit, "mac"), mac_idle=pj(unit, "mac_idle"),
+        rf_write=pj(unit, f"{stationary}_rf_write") if stationary else 0.0,
+        hop=pj(unit, "ifmap_hop"),
+        leak_per_cycle=math.fsum(pj(comp, "leak_cycle") for comp in leaky(acc)),
         dram_bytes_per_cycle=acc.dram.bytes_per_cycle,
         dram_latency_cycles=acc.dram.latency_cycles)
 
@@ -149,6 +154,7 @@ class _Residency:
     acc: Accelerator
     workload: Workload
     base: MappingContext
+    unit_costs: Mapping[str, MappingCosts] | None = None
     pinned: float = 0.0
     pinning: bool = True
     live: dict[int, float] = field(default_factory=dict)  # kept layer -> bytes
@@ -185,13 +191,14 @@ class _Residency:
         m = None
         if pin:
             m = map_layer(layer, self.acc, seed,
-                          dataclasses.replace(ctx, resident=ctx.resident | {"filter"}))
+                          dataclasses.replace(ctx, resident=ctx.resident | {"filter"}),
+                          self.unit_costs)
             room = self.acc.buffers["filter"].capacity_bytes - self.pinned
             if m.weight_bytes > room:
                 self.pinning, m = False, None
         preload = 0
         if m is None:
-            m = map_layer(layer, self.acc, seed, ctx)
+            m = map_layer(layer, self.acc, seed, ctx, self.unit_costs)
         else:
             preload = math.ceil(m.weight_bytes)
             self.pinned += m.weight_bytes
@@ -230,18 +237,27 @@ def simulate(arch: ArchConfig, workload: Workload,
     The table also prices the tiling search's candidates (:mod:`simulator.mapping.search`).
     """
     acc = build(arch)
-    acc.pe_array.check_workload(workload.layers)
+    if len(acc.units) == 1:
+        acc.pe_array.check_workload(workload.layers)
     # the search prices candidates with the architecture's table (without the per-format
-    # variants, which only the counted actions name)
+    # variants, which only the counted actions name), each PE array at its own entries
     prices = energy_table if energy_table is not None else table_for(arch, acc)
-    base = MappingContext(params=arch.mapping, costs=mapping_costs(prices, acc), memo={})
-    plan = _Residency(acc, workload, base)
+    unit_costs = {name: mapping_costs(prices, acc, name) for name in acc.units}
+    base = MappingContext(params=arch.mapping, costs=unit_costs[next(iter(acc.units))],
+                          memo={})
+    plan = _Residency(acc, workload, base, unit_costs)
     results = tuple(plan.run(i, layer, workload.seed) for i, layer in enumerate(workload.layers))
+    if len(acc.units) > 1:  # each array with the layers its placement gave it
+        for name, unit in acc.units.items():
+            unit.check_workload([la for la, r in zip(workload.layers, results, strict=True)
+                                 if r.unit == name])
     variants = {a for r in results for (_, a) in r.actions if "@" in a}
     table = energy_table if energy_table is not None else table_for(arch, acc, variants)
     table.require(k for r in results for k in r.actions)
     return Report(arch=arch.name, workload=workload.name, n_pes=acc.pe_array.n_pes,
                   clock_mhz=arch.clock_mhz, results=results, energy_table=table,
+                  unit_pes={**{n: u.n_pes for n, u in acc.units.items()},
+                            "vector_unit": acc.vector_unit.n_pes},
                   preload=_preload(sum(plan.preload_bytes), acc, table))
 
 

@@ -15,8 +15,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 STUDIES = ["scalesim_validation", "energy_study", "eyeriss_study", "sparse_study",
            "pe_kinds_study", "zigzag_compare", "digits_study", "eie_validation",
-           "scnn_validation", "row_lengths", "llm_study", "pe_synthesis_study"]
-TORCH_STUDIES = {"digits_study", "row_lengths", "lutnet_study", "dse_study"}
+           "scnn_validation", "row_lengths", "llm_study", "pe_synthesis_study", "toolbox_study"]
+TORCH_STUDIES = {"digits_study", "row_lengths", "lutnet_study", "dse_study", "toolbox_study"}
 #: studies too slow for the default run (the RTL full set ~30 s, 16 LUTNet trainings ~5 min,
 #: the accuracy-vs-cost study's 152 sweep points and 13 compressions ~1 min)
 FULL_STUDIES = ["rtl_crosscheck", "lutnet_study", "dse_study"]

@@ -231,7 +231,8 @@ def test_every_bundled_recipe_works_on_onnx_or_says_why(tmp_path: Path, recipe: 
         import dataclasses
 
         rec = dataclasses.replace(rec, finetune=rec.finetune.model_copy(update={"epochs": 0}))
-    if any(s.method.stage == "lowrank" for s in rec.steps):
+    if any(s.method.stage == "lowrank" or s.method.model_level or s.method.name == "act_binary"
+           for s in rec.steps):
         with pytest.raises(RecipeError, match="needs a PyTorch model"):
             compress_onnx(path, rec)
         return

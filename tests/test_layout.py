@@ -25,8 +25,8 @@ PKG = Path(__file__).resolve().parent.parent / "simulator"
 STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "report",
           "simulation", "frontend", "validation", "rtl", "sweep", "reporting", "cli"]
 _STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
-             "exploration": "cli",
-             "llm": "simulation",
+             "printing": "cli", "exploration": "cli",
+             "llm": "simulation", "dynamic": "simulation",
              "__init__": "cli",
              "__main__": "cli"}
 

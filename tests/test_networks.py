@@ -102,13 +102,17 @@ def closed_form(rows: int, cols: int, dataflow: str, M: int, K: int, N: int, cou
 
 
 def _is_dense_systolic(path: Path) -> bool:
-    """A systolic array (os, ws or is: not row-stationary, whose passes are not folds) that
-    neither skips zeros nor prunes N:M (the closed form applies)."""
+    """A systolic array (os, ws or is: not row-stationary, whose passes are not folds) of
+    plain MAC PEs (a packed or bit-serial kind computes another GEMM view) that neither skips
+    zeros nor prunes N:M (the closed form applies)."""
     try:
         arch = load_arch(path)
     except Exception:  # reported by test_bundled_arch_simulates_resnet18
         return False
     if arch.pe_array.impl != "systolic" or arch.pe_array.params.dataflow == "rs":
+        return False
+    pe = arch.pe_array.params.pe
+    if (pe if isinstance(pe, str) else pe.get("impl")) != "mac":
         return False
     sparsity = getattr(arch.pe_array.params, "sparsity", None)
     return sparsity is None or (sparsity.weights in ("none", "gate")

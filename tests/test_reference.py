@@ -57,7 +57,8 @@ PRECISION = {
              st.builds(dict, word_bits=st.one_of(st.integers(1, 9), st.just(64)))),
     "ternary": (st.just(2), st.integers(1, 8), st.just({})),
     "bitserial": (st.integers(1, 8), st.integers(1, 8),
-                  st.builds(dict, lanes=st.integers(1, 3))),
+                  st.builds(dict, lanes=st.integers(1, 3),
+                            serial=st.sampled_from(["activations", "weights"]))),
     "bitfusion": (st.integers(1, 8), st.integers(1, 8), st.just({})),
     "bfp": (st.integers(2, 8), st.integers(2, 8), st.builds(dict, block=st.integers(1, 5))),
 }

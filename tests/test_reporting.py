@@ -214,3 +214,17 @@ def test_columns_keep_one_dtype_across_parts(tmp_path: Path) -> None:
     pts = load_results([tmp_path / "s"]).points
     assert pts["accuracy"].dtype == np.float64 and np.isnan(pts["accuracy"][0])
     assert pts["accuracy_source"].tolist() == [None, "x"]
+
+
+def test_tied_front_points_share_one_label(tmp_path: Path) -> None:
+    """Points at the same position on a Pareto front (one recipe at equal cost on two
+    architectures) get one label naming both, not two labels drawn over each other."""
+    from simulator.reporting.figures import ACC_ENERGY, save, tradeoff
+
+    df = pd.DataFrame({"recipe": ["a", "a", "b"], "arch": ["x", "y", "x"],
+                       "accuracy": [0.9, 0.9, 0.5], "energy_uj": [1.0, 1.0, 2.0],
+                       "latency_us": [1.0, 1.0, 1.0]})
+    save(tradeoff(df, [ACC_ENERGY], "t", hue="recipe", style="arch"), tmp_path, "t", ("svg",))
+    texts = svg_texts(tmp_path / "t.svg")
+    assert "a / x, y" in texts
+    assert not any(t in ("a / x", "a / y") for t in texts)

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from simulator.arch.config import ArchConfig
+from simulator.arch.placement import PLACEMENTS
 from simulator.errors import ConfigError
 from simulator.hardware.memory import Dram, Sram
 from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
@@ -22,6 +24,19 @@ class Accelerator:
     buffers: Mapping[str, Sram]
     dram: Dram
     vector_unit: ComputeUnit
+    #: every PE array by its instance name (one, ``pe_array``, unless the architecture
+    #: declares several); ``pe_array`` is the first
+    units: Mapping[str, PEArray] = field(default_factory=dict)
+    #: the placement rule of several arrays (:mod:`simulator.arch.placement`), else None
+    placement: Any = None
+
+    def __post_init__(self) -> None:
+        if not self.units:
+            object.__setattr__(self, "units", {"pe_array": self.pe_array})
+
+    def unit(self, name: str) -> ComputeUnit:
+        """A compute unit by instance name: a PE array or the vector unit."""
+        return self.vector_unit if name == "vector_unit" else self.units[name]
 
 
 def build(arch: ArchConfig) -> Accelerator:
@@ -32,7 +47,9 @@ def build(arch: ArchConfig) -> Accelerator:
     designs that leave pooling to a post-processing unit beside the array); units without a
     natural width need the file to name one.
     """
-    pe: PEArray = PE_ARRAYS.build("pe_array", arch.pe_array)
+    units: dict[str, PEArray] = {name: PE_ARRAYS.build(name, spec)
+                                 for name, spec in arch.units.items()}
+    pe = next(iter(units.values()))
     buffers = {name: BUFFERS.build(name, spec) for name, spec in arch.buffers.items()}
     dram = DRAMS.build("dram", arch.dram, clock_mhz=arch.clock_mhz)
     vec: ComputeUnit
@@ -43,4 +60,6 @@ def build(arch: ArchConfig) -> Accelerator:
     else:
         raise ConfigError(arch.source, [("vector_unit", f"required with pe_array impl "
                                                         f"{arch.pe_array.impl!r}")])
-    return Accelerator(arch, pe, buffers, dram, vec)
+    placement = None if arch.placement is None else PLACEMENTS.build("placement",
+                                                                     arch.placement)
+    return Accelerator(arch, pe, buffers, dram, vec, units, placement)

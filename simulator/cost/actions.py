@@ -46,6 +46,11 @@ accumulator's read and write). The hop covers the wire and the receiving pipelin
 the multiplier reads that register directly. Not counted (small next to the terms above):
 the preload path of the stationary operand and the buffer-side partial-sum adder.
 
+**Vector unit**: ``vector_op`` per primitive op; a function computed by segments or a table
+(:mod:`simulator.workload.approx`) adds its stages, ``compare`` (range clamp), ``mul_add``
+(segment index, evaluation) at the lane's width, ``lut_read_bit`` (the table entry read per
+evaluation, in bits) and ``lut_write_bit`` (loading the table).
+
 **Packed words.** A PE kind that reduces ``pack`` operand pairs per step into one partial sum
 (``LayerMapping.values_per_word``: 64 for a 64-bit XNOR word, ``F`` for a Bit Fusion unit,
 ``lanes`` for a bit-serial PE) reads and writes its accumulator, and passes its partial sum
@@ -94,7 +99,8 @@ ACTIONS: dict[str, frozenset[str]] = {
                           | {f"{op}_rf_{rw}" for op in ("ifmap", "filter", "psum")
                              for rw in ("read", "write")}
                           | {f"{op}_hop" for op in ("ifmap", "filter", "psum")}),
-    "vector_unit": frozenset({"vector_op", "leak_cycle"}),
+    "vector_unit": frozenset({"vector_op", "leak_cycle", "compare", "mul_add",
+                              "lut_read_bit", "lut_write_bit"}),
     "buffer": frozenset({"read", "write", "leak_cycle"}),
     "dram": frozenset({"read_bit", "write_bit"}),
 }
@@ -131,7 +137,7 @@ def precision_suffix(mapping: LayerMapping, pe: Any) -> str:
 
 
 def _arith(layer: Layer, counts: Mapping[str, Any], fired: int, gated: int,
-           suffix: str) -> Actions:
+           suffix: str, unit: str = "pe_array") -> Actions:
     """Arithmetic actions of a GEMM layer: ``mac`` split by sparsity, or a PE kind's own.
 
     A PE kind's dense counts (``arith.*`` from the mapping, incl. ``codebook_read``) are scaled
@@ -141,23 +147,64 @@ def _arith(layer: Layer, counts: Mapping[str, Any], fired: int, gated: int,
     the shape are not discounted a second time."""
     kind_counts = {k[6:]: int(v) for k, v in counts.items() if k.startswith("arith.")}
     if not kind_counts:
-        return {("pe_array", "mac" + suffix): fired,
-                ("pe_array", "mac_gated" + suffix): gated}
+        return {(unit, "mac" + suffix): fired, (unit, "mac_gated" + suffix): gated}
     dense = int(counts.get("arith_view_macs", counts.get("computed_macs", layer.macs)))
     share = fired / dense if dense else 0.0
-    out = {("pe_array", name + (suffix if name == "mac" else "")): round(n * share)
+    out = {(unit, name + (suffix if name == "mac" else "")): round(n * share)
            for name, n in kind_counts.items()}
-    out[("pe_array", "mac_gated" + suffix)] = gated
+    out[(unit, "mac_gated" + suffix)] = gated
     return out
 
 
-def _row_stationary(c: Mapping[str, Any], fired: int) -> Actions:
+def leaky(acc: Accelerator) -> tuple[str, ...]:
+    """The on-chip components of ``acc`` that leak every cycle: its compute units (``pe_array``
+    for a single array), the vector unit and the three SRAMs."""
+    return (*acc.units, *LEAKY[1:])
+
+
+def _pe_actions(layer: Layer, mapping: LayerMapping, pe: Any, unit: str,
+                reads: Mapping[str, int], writes: int) -> Actions:
+    """Arithmetic, PE-local storage and array-network actions of a GEMM on PE unit ``unit``."""
+    c = mapping.counts
+    gated = int(c.get("gated_macs", 0))
+    computed = int(c.get("computed_macs", layer.macs - int(c.get("skipped_macs", 0))))
+    fired = computed - gated
+    scheduled = fired + gated
+    out = _arith(layer, c, fired, gated, precision_suffix(mapping, pe), unit)
+    if c.get("dequantized_values"):  # weight-only / KV-cache quantisation
+        out[(unit, "dequantize")] = int(c["dequantized_values"])
+    busy = scheduled / mapping.macs_per_pe_per_cycle
+    out[(unit, "mac_idle")] = max(0, round(pe.n_pes * mapping.compute_cycles - busy))
+    pack = mapping.values_per_word
+    edge = {"ifmap": reads["ifmap"], "filter": reads["filter"], "psum": writes}
+    # (EIE- and SCNN-like engines accumulate outputs in their PEs: psum-stationary; an FFT
+    # unit's registers and accumulators are inside its priced actions: "none")
+    stationary = mapping.stationary
+    if stationary == "all":
+        out.update(_row_stationary(c, fired, unit))
+    elif stationary != "none":
+        for op, enters in edge.items():
+            if op != stationary:
+                steps = -(-scheduled // pack) if op == "psum" else scheduled
+                out[(unit, f"{op}_hop")] = max(0, steps - enters)
+    if stationary == "psum":
+        out[(unit, "psum_rf_read")] = -(-fired // pack)
+        out[(unit, "psum_rf_write")] = -(-fired // pack)
+    elif stationary not in ("none", "all"):
+        out[(unit, f"{stationary}_rf_write")] = edge[stationary]
+        out[(unit, f"{stationary}_rf_read")] = fired
+    for name, n in c.items():  # an engine's own PE-local actions (``pe.<action>``)
+        if name.startswith("pe."):
+            out[(unit, name[3:])] = int(n)
+    return out
+
+
+def _row_stationary(c: Mapping[str, Any], fired: int, pe: str = "pe_array") -> Actions:
     """Row-stationary PEs (``stationary == "all"``, :mod:`simulator.mapping.rowstationary`):
     every MAC reads its ifmap and filter scratchpads and reads and writes its psum
     scratchpad; the scratchpads are filled over the array network (one hop per word written,
     as the mapping counts them), and partial sums move up the PE-set columns
-    (``rs.psum_hop``)."""
-    pe = "pe_array"
+    (``rs.psum_hop``). ``pe``: the unit that ran the layer."""
     return {(pe, "ifmap_rf_read"): fired, (pe, "filter_rf_read"): fired,
             (pe, "psum_rf_read"): fired, (pe, "psum_rf_write"): fired,
             (pe, "ifmap_rf_write"): int(c["rs.ifmap_rf_write"]),
@@ -169,60 +216,37 @@ def _row_stationary(c: Mapping[str, Any], fired: int) -> Actions:
 
 def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
                   acc: Accelerator) -> Actions:
-    """All action counts of one layer (module docstring); every count is a Python ``int``."""
+    """All action counts of one layer (module docstring); every count is a Python ``int``.
+
+    Actions are keyed by the unit that ran the layer (``mapping.unit``: a PE array, or the
+    vector unit, which may also run a block-circulant GEMM in the frequency domain)."""
     c: Mapping[str, Any] = mapping.counts
     t = mapping.tiles
     total = timing.total_cycles
-    pe = acc.pe_array
+    pe = acc.units.get(mapping.unit)
     bufs = acc.buffers
-    act_bits = layer.act_bits or pe.act_bits
-    gemm = layer.kind == "gemm"
+    act_bits = layer.act_bits or (pe or acc.pe_array).act_bits
     reads = {op: int(c.get(f"sram_{op}_reads", 0)) for op in ("ifmap", "filter", "ofmap")}
     writes = int(c.get("sram_ofmap_writes", 0))
     load = {"ifmap": int(t.ifmap_load_bytes.sum()), "filter": int(t.filter_load_bytes.sum()),
             "psum": int(t.psum_load_bytes.sum())}
     store = int(t.store_bytes.sum())
     out: Actions = {}
-    if gemm:
-        gated = int(c.get("gated_macs", 0))
-        computed = int(c.get("computed_macs", layer.macs - int(c.get("skipped_macs", 0))))
-        fired = computed - gated
-        scheduled = fired + gated
-        out.update(_arith(layer, c, fired, gated, precision_suffix(mapping, pe)))
-        if c.get("dequantized_values"):  # weight-only / KV-cache quantisation
-            out[("pe_array", "dequantize")] = int(c["dequantized_values"])
-        busy = scheduled / mapping.macs_per_pe_per_cycle
-        out[("pe_array", "mac_idle")] = max(0, round(pe.n_pes * mapping.compute_cycles - busy))
-        pack = mapping.values_per_word
-        edge = {"ifmap": reads["ifmap"], "filter": reads["filter"], "psum": writes}
-        # (EIE- and SCNN-like engines accumulate outputs in their PEs: psum-stationary)
-        stationary = mapping.stationary
-        if stationary == "all":
-            out.update(_row_stationary(c, fired))
-        else:
-            for op, enters in edge.items():
-                if op != stationary:
-                    steps = -(-scheduled // pack) if op == "psum" else scheduled
-                    out[("pe_array", f"{op}_hop")] = max(0, steps - enters)
-        if stationary == "psum":
-            out[("pe_array", "psum_rf_read")] = -(-fired // pack)
-            out[("pe_array", "psum_rf_write")] = -(-fired // pack)
-        elif stationary != "all":
-            out[("pe_array", f"{stationary}_rf_write")] = edge[stationary]
-            out[("pe_array", f"{stationary}_rf_read")] = fired
-        for name, n in c.items():  # an engine's own PE-local actions (``pe.<action>``)
-            if name.startswith("pe."):
-                out[("pe_array", name[3:])] = int(n)
+    bits: dict[str, float]
+    if layer.kind == "gemm" and pe is not None:
+        out.update(_pe_actions(layer, mapping, pe, mapping.unit, reads, writes))
         w_bits = layer.weight_bits or pe.weight_bits
-        bits: dict[str, float] = {
-            "ifmap": act_bits, "filter": w_bits if layer.filter_is_weight else act_bits,
-            "ofmap": act_bits if stationary == "psum" else mapping.acc_bits}
-        # compressed formats: values + metadata per element as stored (mapping.storage_bits)
-        bits.update(mapping.storage_bits)
-    else:
-        out[("vector_unit", "vector_op")] = int(layer.vector_ops)
+        bits = {"ifmap": act_bits, "filter": w_bits if layer.filter_is_weight else act_bits,
+                "ofmap": act_bits if mapping.stationary in ("psum", "none")
+                else mapping.acc_bits}
+    else:  # the mapping's own counts (an approximated function's stages), else flat ops
+        vec = {k[4:]: int(v) for k, v in c.items() if k.startswith("vec.")}
+        for name, n in (vec or {"vector_op": int(layer.vector_ops)}).items():
+            out[("vector_unit", name)] = n
         bits = {"ifmap": act_bits, "filter": act_bits,
                 "ofmap": math.ceil(layer.output_bits or act_bits)}
+    # compressed formats: values + metadata per element as stored (mapping.storage_bits)
+    bits.update(mapping.storage_bits)
     wb = {op: bufs[op].params.word_bits for op in ("ifmap", "filter", "ofmap")}
     extra = {op: float(c.get(f"sram_{op}_read_bits", 0)) for op in ("ifmap", "filter", "ofmap")}
     kept = int(mapping.kept_bytes)  # outputs kept on chip: ofmap -> ifmap buffer, no DRAM
@@ -239,6 +263,6 @@ def count_actions(layer: Layer, mapping: LayerMapping, timing: Timing,
                                + _words(load["psum"], 8, wb["ofmap"]))
     out[("dram", "read_bit")] = 8 * sum(load.values())
     out[("dram", "write_bit")] = 8 * store
-    for comp in LEAKY:
+    for comp in leaky(acc):
         out[(comp, "leak_cycle")] = int(total)
     return out

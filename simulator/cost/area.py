@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -146,17 +147,22 @@ def pe_params(acc: Accelerator) -> dict[str, int]:
     return dict(acc.pe_array.kind.params.model_dump())  # type: ignore[attr-defined]
 
 
-def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict[str, str]]:
-    """``(mm^2 per component, source per component)`` at ``acc.arch.technology_nm``."""
-    p = acc.pe_array
-    node = acc.arch.technology_nm
-    k = (node / data.technology_nm) ** 2
+def _unit_area(p: Any, data: AreaData, k: float, scale: str) -> tuple[float, str]:
+    """``(mm^2, source)`` of one PE unit at the data's node times ``k``."""
     kind_obj = p.kind
     fmt = "fp" if getattr(kind_obj, "number_format", "int") == "fp" else "int"
+    if hasattr(p, "datapath"):  # a unit that states its multipliers, adders and registers
+        d = p.datapath()
+        um2 = (d.multiplies * data.int_multiply_um2.at(math.sqrt(p.weight_bits * p.act_bits))
+               + d.adds * data.int_add_um2.at(p.acc_bits)
+               + d.register_bits * data.register_um2_per_bit.value)
+        return um2 * 1e-6 * k, (f"{d.multiplies} int{p.weight_bits}x{p.act_bits} multipliers, "
+                                f"{d.adds} int{p.acc_bits} adders, {d.register_bits} register "
+                                f"bits{scale}; {data.int_multiply_um2.source}; "
+                                f"{data.register_um2_per_bit.source}")
     kind = kind_obj.kind
-    pe, what = pe_area_um2(data, kind, pe_params(acc), p.weight_bits, p.act_bits, p.acc_bits,
-                           fmt)
-    scale = "" if k == 1 else f" x (node {node:g}/{data.technology_nm:g})^2"
+    params = dict(kind_obj.params.model_dump())
+    pe, what = pe_area_um2(data, kind, params, p.weight_bits, p.act_bits, p.acc_bits, fmt)
     # an engine with several multipliers per PE (SCNN's F x I array and its accumulator banks)
     mults = int(getattr(p, "multipliers_per_pe", 1))
     extra, extra_what = 0.0, ""
@@ -173,12 +179,22 @@ def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict
                       f"adders and {local_kb:g} KiB of accumulator banks per PE "
                       f"({data.sram_mm2_per_kb.source})")
     pe += extra
-    mm2 = {"pe_array": acc.pe_array.n_pes * pe * 1e-6 * k}
-    src = {"pe_array": (f"{acc.pe_array.n_pes} {kind} PEs x {pe:.0f} um^2 ({what} + "
-                        f"{fmt}{p.acc_bits} add + "
-                        f"{p.weight_bits + p.act_bits + p.acc_bits} flip-flops{extra_what})"
-                        f"{scale}; "
-                        f"{data.int_multiply_um2.source}; {data.register_um2_per_bit.source}")}
+    return p.n_pes * pe * 1e-6 * k, (
+        f"{p.n_pes} {kind} PEs x {pe:.0f} um^2 ({what} + {fmt}{p.acc_bits} add + "
+        f"{p.weight_bits + p.act_bits + p.acc_bits} flip-flops{extra_what}){scale}; "
+        f"{data.int_multiply_um2.source}; {data.register_um2_per_bit.source}")
+
+
+def area_table(acc: Accelerator, data: AreaData) -> tuple[dict[str, float], dict[str, str]]:
+    """``(mm^2 per component, source per component)`` at ``acc.arch.technology_nm``."""
+    p = acc.pe_array
+    node = acc.arch.technology_nm
+    k = (node / data.technology_nm) ** 2
+    scale = "" if k == 1 else f" x (node {node:g}/{data.technology_nm:g})^2"
+    mm2: dict[str, float] = {}
+    src: dict[str, str] = {}
+    for unit, pu in acc.units.items():
+        mm2[unit], src[unit] = _unit_area(pu, data, k, scale)
     lane = data.int_multiply_um2.at(p.act_bits) + data.int_add_um2.at(32)
     lanes = acc.vector_unit.n_pes
     mm2["vector_unit"] = lanes * lane * 1e-6 * k

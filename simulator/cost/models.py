@@ -23,7 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.arch.accelerator import Accelerator
-from simulator.cost.actions import LEAKY
+from simulator.cost.actions import LEAKY, leaky
 from simulator.cost.curves import Curve, Sourced
 from simulator.cost.table import Entry
 from simulator.errors import EnergyError
@@ -42,17 +42,16 @@ def parse_variant(action: str) -> tuple[str, str, int, int] | None:
     return (m[1], m[2], int(m[3]), int(m[4])) if m else None
 
 
-def _pe_bits(acc: Accelerator) -> dict[str, int]:
-    p = acc.pe_array
+def _pe_bits(p: Any) -> dict[str, int]:
     return {"ifmap": p.act_bits, "filter": p.weight_bits, "psum": p.acc_bits}
 
 
 _BITS_PARAM = {"ifmap": "act_bits", "filter": "weight_bits", "psum": "acc_bits"}
 
 
-def pe_format(acc: Accelerator) -> str:
-    """The PE's number format (``int`` for kinds that declare none)."""
-    return str(getattr(acc.pe_array.kind, "number_format", "int"))
+def pe_format(p: Any) -> str:
+    """A PE unit's number format (``int`` for kinds that declare none)."""
+    return str(getattr(p.kind, "number_format", "int"))
 
 
 def sram_chosen_by(name: str, buf: Any) -> str:
@@ -61,21 +60,36 @@ def sram_chosen_by(name: str, buf: Any) -> str:
             f"word_bits={q.word_bits}")
 
 
-def _common(acc: Accelerator, mac: Entry, gated: Sourced,
-            idle: Sourced) -> dict[tuple[str, str], Entry]:
-    """MAC entries shared by both models, and the DRAM's per-bit energy from the arch."""
+def _dram(acc: Accelerator) -> dict[tuple[str, str], Entry]:
+    """The DRAM's per-bit energy, from the architecture."""
     dram = acc.dram.params.energy_pj_per_bit
     dsrc = f"architecture {acc.arch.name}: dram.energy_pj_per_bit (see its file)"
     by = f"dram.energy_pj_per_bit={dram:g}"
+    return {("dram", "read_bit"): Entry(dram, dsrc, "offchip", "pJ/bit", by),
+            ("dram", "write_bit"): Entry(dram, dsrc, "offchip", "pJ/bit", by)}
+
+
+def _mac_entries(unit: str, mac: Entry, gated: Sourced,
+                 idle: Sourced) -> dict[tuple[str, str], Entry]:
+    """MAC entries shared by both models, for PE unit ``unit``."""
     return {
-        ("pe_array", "mac"): mac,
-        ("pe_array", "mac_gated"): gated_entry(mac, gated),
-        ("pe_array", "mac_idle"): Entry(mac.pj * idle.value,
-                                        f"{idle.value:g} x mac: {idle.source}",
-                                        "dynamic", "pJ/PE-cycle", mac.chosen_by),
-        ("dram", "read_bit"): Entry(dram, dsrc, "offchip", "pJ/bit", by),
-        ("dram", "write_bit"): Entry(dram, dsrc, "offchip", "pJ/bit", by),
+        (unit, "mac"): mac,
+        (unit, "mac_gated"): gated_entry(mac, gated),
+        (unit, "mac_idle"): Entry(mac.pj * idle.value, f"{idle.value:g} x mac: {idle.source}",
+                                  "dynamic", "pJ/PE-cycle", mac.chosen_by),
     }
+
+
+def arith_op_entries(unit: str, p: Any, multiply_pj: float, add_pj: float,
+                     source: str) -> dict[tuple[str, str], Entry]:
+    """Entries of a unit's own arithmetic actions declared as multiplies and adds
+    (:class:`~simulator.hardware.unit.ArithOps`, e.g. an FFT unit's butterflies)."""
+    ops = p.arith_ops() if hasattr(p, "arith_ops") else {}
+    by = f"{unit}.weight_bits={p.weight_bits}, act_bits={p.act_bits}, acc_bits={p.acc_bits}"
+    return {(unit, action): Entry(
+        o.multiplies * multiply_pj + o.adds * add_pj,
+        f"{o.multiplies} multiplies x {multiply_pj:.4g} + {o.adds} adds x {add_pj:.4g} pJ "
+        f"({source})", "dynamic", "pJ/op", by) for action, o in ops.items()}
 
 
 def gated_entry(mac: Entry, gated: Sourced) -> Entry:
@@ -84,7 +98,7 @@ def gated_entry(mac: Entry, gated: Sourced) -> Entry:
 
 
 def variant_entries(variants: Iterable[str], mac_entry: Callable[[str, int, int], Entry],
-                    gated: Sourced) -> dict[tuple[str, str], Entry]:
+                    gated: Sourced, unit: str = "pe_array") -> dict[tuple[str, str], Entry]:
     """Entries of the ``mac@...`` / ``mac_gated@...`` actions a workload counted."""
     out = {}
     for action in variants:
@@ -93,7 +107,7 @@ def variant_entries(variants: Iterable[str], mac_entry: Callable[[str, int, int]
             continue
         base, fmt, w, a = v
         mac = mac_entry(fmt, w, a)
-        out[("pe_array", action)] = mac if base == "mac" else gated_entry(mac, gated)
+        out[(unit, action)] = mac if base == "mac" else gated_entry(mac, gated)
     return out
 
 
@@ -158,41 +172,67 @@ class HorowitzModel:
                f"{f}{acc_bits} add {add:.4g} pJ ({ac.source})")
         return Entry(mul + add, src, "dynamic", "pJ/MAC", by)
 
-    def entries(self, acc: Accelerator, area_mm2: Mapping[str, float], table_nm: float,
-                variants: Iterable[str] = ()) -> dict[tuple[str, str], Entry]:
+    def _unit_entries(self, unit: str, p: Any,
+                      variants: Iterable[str]) -> dict[tuple[str, str], Entry]:
+        """MAC, PE-local register, hop and own-arithmetic entries of one PE unit."""
         q = self.params
-        p = acc.pe_array
-        fmt = pe_format(acc)
+        fmt = pe_format(p)
         mac = self.mac_entry(fmt, p.weight_bits, p.act_bits, p.acc_bits,
-                             f"pe_array.weight_bits={p.weight_bits}, act_bits={p.act_bits}, "
+                             f"{unit}.weight_bits={p.weight_bits}, act_bits={p.act_bits}, "
                              f"acc_bits={p.acc_bits}, number_format={fmt}")
-        out = _common(acc, mac, q.mac_gated_fraction, q.mac_idle_fraction)
+        out = _mac_entries(unit, mac, q.mac_gated_fraction, q.mac_idle_fraction)
         out.update(variant_entries(
             variants, lambda f, w, a: self.mac_entry(
                 f, w, a, p.acc_bits, f"the layer's precision {f}{w}x{a}; "
-                                     f"pe_array.acc_bits={p.acc_bits}"),
-            q.mac_gated_fraction))
+                                     f"{unit}.acc_bits={p.acc_bits}"),
+            q.mac_gated_fraction, unit))
         rf, hop = q.rf_pj_per_bit, q.hop_over_rf
-        for op, bits in _pe_bits(acc).items():
-            by = f"pe_array.{_BITS_PARAM[op]}={bits}"
+        for op, bits in _pe_bits(p).items():
+            by = f"{unit}.{_BITS_PARAM[op]}={bits}"
             for rw in ("read", "write"):
-                out[("pe_array", f"{op}_rf_{rw}")] = Entry(
+                out[(unit, f"{op}_rf_{rw}")] = Entry(
                     rf.value * bits, f"{bits} bits x {rf.value:g} pJ/bit: {rf.source}",
                     "dynamic", "pJ/access", by)
-            out[("pe_array", f"{op}_hop")] = Entry(
+            out[(unit, f"{op}_hop")] = Entry(
                 hop.value * rf.value * bits,
                 f"{bits} bits x {hop.value:g} x {rf.value:g} pJ/bit: {hop.source}",
                 "dynamic", "pJ/hop", by)
-        out[("pe_array", "halo_psum")] = Entry(
+        out[(unit, "halo_psum")] = Entry(
             hop.value * rf.value * p.acc_bits,
             f"a partial sum to a neighbour PE, priced as a hop of {p.acc_bits} bits: "
-            f"{hop.source}", "dynamic", "pJ/psum", f"pe_array.acc_bits={p.acc_bits}")
+            f"{hop.source}", "dynamic", "pJ/psum", f"{unit}.acc_bits={p.acc_bits}")
+        f = "fp" if fmt == "fp" else "int"
+        out.update(arith_op_entries(
+            unit, p, self.multiply_pj(p.weight_bits, p.act_bits, f), self.add_pj(p.acc_bits, f),
+            f"{q.int_multiply_pj.source}; {q.int_add_pj.source}"))
+        return out
+
+    def entries(self, acc: Accelerator, area_mm2: Mapping[str, float], table_nm: float,
+                variants: Iterable[str] = ()) -> dict[tuple[str, str], Entry]:
+        q = self.params
+        out = _dram(acc)
+        for unit, pu in acc.units.items():
+            out.update(self._unit_entries(unit, pu, variants))
+        p = acc.pe_array
+        rf = q.rf_pj_per_bit
         vbits = p.act_bits
         vpj = self.add_pj(32) if q.vector_op == "add" else self.multiply_pj(vbits, vbits)
         out[("vector_unit", "vector_op")] = Entry(
             vpj, f"one {q.vector_op} ({'int32' if q.vector_op == 'add' else f'int{vbits}'}) per "
                  f"primitive op: {q.int_multiply_pj.source}", "dynamic", "pJ/op",
             f"pe_array.act_bits={vbits}")
+        by = f"pe_array.act_bits={vbits}"
+        cmp, mul, add2 = self.add_pj(vbits), self.multiply_pj(vbits, vbits), self.add_pj(2 * vbits)
+        out[("vector_unit", "compare")] = Entry(
+            cmp, f"an int{vbits} add/compare: {q.int_add_pj.source}", "dynamic", "pJ/op", by)
+        out[("vector_unit", "mul_add")] = Entry(
+            mul + add2, f"int{vbits} multiply {mul:.4g} + int{2 * vbits} add {add2:.4g} pJ: "
+                        f"{q.int_multiply_pj.source}; {q.int_add_pj.source}", "dynamic", "pJ/op",
+            by)
+        for rw in ("read", "write"):
+            out[("vector_unit", f"lut_{rw}_bit")] = Entry(
+                rf.value, f"a small table in registers, per bit: {rf.source}", "dynamic",
+                "pJ/bit", "rf_pj_per_bit")
         sram = q.sram_read_64bit_pj
         for name, buf in acc.buffers.items():
             kb, wb, banks = buf.params.size_kb, buf.params.word_bits, buf.params.banks
@@ -208,22 +248,24 @@ class HorowitzModel:
             k = q.sram_write_over_read
             out[(name, "write")] = Entry(read * k.value, f"{k.value:g} x read: {k.source}",
                                          "dynamic", f"pJ/{wb}-bit word", by)
-        out.update(leakage_entries(q.leakage_mw_per_mm2, area_mm2, acc.arch.clock_mhz))
+        out.update(leakage_entries(q.leakage_mw_per_mm2, area_mm2, acc.arch.clock_mhz,
+                                   leaky(acc)))
         return out
 
 
-def leakage_entries(density: Sourced, area_mm2: Mapping[str, float],
-                    clock_mhz: float) -> dict[tuple[str, str], Entry]:
+def leakage_entries(density: Sourced, area_mm2: Mapping[str, float], clock_mhz: float,
+                    components: Iterable[str] = LEAKY) -> dict[tuple[str, str], Entry]:
     """``leak_cycle`` of each on-chip component: mW/mm^2 x mm^2 / MHz = nJ -> x 1e3 pJ.
 
     A component without an area is an :class:`EnergyError` when the density is not zero
     (never a silent zero leakage)."""
     out = {}
-    missing = [c for c in LEAKY if c not in area_mm2]
+    components = tuple(components)
+    missing = [c for c in components if c not in area_mm2]
     if missing and density.value > 0:
         raise EnergyError(f"leakage of {density.value:g} mW/mm^2 needs the area of "
                           f"{', '.join(missing)}; the table has no area for them")
-    for comp in LEAKY:
+    for comp in components:
         mm2 = area_mm2.get(comp, 0.0)
         out[(comp, "leak_cycle")] = Entry(
             density.value * mm2 / clock_mhz * 1e3,
@@ -285,38 +327,63 @@ class EyerissModel:
                f"({q.ratio_mac.source}; anchor: {q.mac_pj.source})")
         return Entry(pj, src, "dynamic", "pJ/MAC", by)
 
+    def _unit_entries(self, unit: str, p: Any,
+                      variants: Iterable[str]) -> dict[tuple[str, str], Entry]:
+        """MAC, PE-local register, hop and own-arithmetic entries of one PE unit."""
+        q = self.params
+        anchor, wq = q.mac_pj.value, q.word_bits
+        fmt = pe_format(p)
+        mac = self.mac_entry(fmt, p.weight_bits, p.act_bits,
+                             f"{unit}.weight_bits={p.weight_bits}, act_bits={p.act_bits}")
+        out = _mac_entries(unit, mac, q.mac_gated_fraction, q.mac_idle_fraction)
+        out.update(variant_entries(
+            variants, lambda f, w, a: self.mac_entry(f, w, a, f"the layer's precision "
+                                                              f"{f}{w}x{a}"),
+            q.mac_gated_fraction, unit))
+        for op, bits in _pe_bits(p).items():
+            by = f"{unit}.{_BITS_PARAM[op]}={bits}"
+            for rw in ("read", "write"):
+                out[(unit, f"{op}_rf_{rw}")] = Entry(
+                    q.ratio_rf.value * anchor * bits / wq,
+                    f"{q.ratio_rf.value:g} x MAC x {bits}/{wq}: {q.ratio_rf.source}",
+                    "dynamic", "pJ/access", by)
+            out[(unit, f"{op}_hop")] = Entry(
+                q.ratio_network.value * anchor * bits / wq,
+                f"{q.ratio_network.value:g} x MAC x {bits}/{wq}: {q.ratio_network.source}",
+                "dynamic", "pJ/hop", by)
+        out[(unit, "halo_psum")] = Entry(
+            q.ratio_network.value * anchor * p.acc_bits / wq,
+            f"a partial sum to a neighbour PE: {q.ratio_network.value:g} x MAC x "
+            f"{p.acc_bits}/{wq} ({q.ratio_network.source})", "dynamic", "pJ/psum",
+            f"{unit}.acc_bits={p.acc_bits}")
+        # a real multiply as one MAC at the unit's widths, an add as 0.15 of it (Horowitz,
+        # ISSCC 2014, 45 nm: int8 add 0.03 pJ against an int8 multiply 0.2 pJ)
+        mul = anchor * p.weight_bits * p.act_bits / wq**2
+        out.update(arith_op_entries(unit, p, mul, 0.15 * mul, f"{q.ratio_mac.source}; an add "
+                                                             f"at 0.15 of a multiply"))
+        return out
+
     def entries(self, acc: Accelerator, area_mm2: Mapping[str, float], table_nm: float,
                 variants: Iterable[str] = ()) -> dict[tuple[str, str], Entry]:
         q = self.params
         p = acc.pe_array
         anchor, wq = q.mac_pj.value, q.word_bits
-        fmt = pe_format(acc)
-        mac = self.mac_entry(fmt, p.weight_bits, p.act_bits,
-                             f"pe_array.weight_bits={p.weight_bits}, act_bits={p.act_bits}")
-        out = _common(acc, mac, q.mac_gated_fraction, q.mac_idle_fraction)
-        out.update(variant_entries(
-            variants, lambda f, w, a: self.mac_entry(f, w, a, f"the layer's precision "
-                                                              f"{f}{w}x{a}"),
-            q.mac_gated_fraction))
-        for op, bits in _pe_bits(acc).items():
-            by = f"pe_array.{_BITS_PARAM[op]}={bits}"
-            for rw in ("read", "write"):
-                out[("pe_array", f"{op}_rf_{rw}")] = Entry(
-                    q.ratio_rf.value * anchor * bits / wq,
-                    f"{q.ratio_rf.value:g} x MAC x {bits}/{wq}: {q.ratio_rf.source}",
-                    "dynamic", "pJ/access", by)
-            out[("pe_array", f"{op}_hop")] = Entry(
-                q.ratio_network.value * anchor * bits / wq,
-                f"{q.ratio_network.value:g} x MAC x {bits}/{wq}: {q.ratio_network.source}",
-                "dynamic", "pJ/hop", by)
-        out[("pe_array", "halo_psum")] = Entry(
-            q.ratio_network.value * anchor * p.acc_bits / wq,
-            f"a partial sum to a neighbour PE: {q.ratio_network.value:g} x MAC x "
-            f"{p.acc_bits}/{wq} ({q.ratio_network.source})", "dynamic", "pJ/psum",
-            f"pe_array.acc_bits={p.acc_bits}")
+        out = _dram(acc)
+        for unit, pu in acc.units.items():
+            out.update(self._unit_entries(unit, pu, variants))
         out[("vector_unit", "vector_op")] = Entry(
             anchor * p.act_bits**2 / wq**2, f"one MAC-equivalent per op ({q.ratio_mac.source})",
             "dynamic", "pJ/op", f"pe_array.act_bits={p.act_bits}")
+        for action in ("compare", "mul_add"):  # priced as one op each (an upper bound)
+            out[("vector_unit", action)] = Entry(
+                anchor * p.act_bits**2 / wq**2, f"one MAC-equivalent per op, an upper bound "
+                                                f"({q.ratio_mac.source})", "dynamic", "pJ/op",
+                f"pe_array.act_bits={p.act_bits}")
+        for rw in ("read", "write"):
+            out[("vector_unit", f"lut_{rw}_bit")] = Entry(
+                q.ratio_rf.value * anchor / wq, f"{q.ratio_rf.value:g} x MAC / {wq} per bit: "
+                                                f"{q.ratio_rf.source}", "dynamic", "pJ/bit",
+                "ratio_rf")
         for name, buf in acc.buffers.items():
             kb, wb, banks = buf.params.size_kb, buf.params.word_bits, buf.params.banks
             r = self.sram_ratio(kb / banks)
@@ -326,5 +393,6 @@ class EyerissModel:
                     f"{r:.3g} x MAC x {wb}/{wq} at {kb / banks:g} KiB per bank "
                     f"({q.ratio_glb.source})", "dynamic", f"pJ/{wb}-bit word",
                     sram_chosen_by(name, buf))
-        out.update(leakage_entries(q.leakage_mw_per_mm2, area_mm2, acc.arch.clock_mhz))
+        out.update(leakage_entries(q.leakage_mw_per_mm2, area_mm2, acc.arch.clock_mhz,
+                                   leaky(acc)))
         return out

@@ -147,14 +147,18 @@ def _unknown_keys(spec: _TableFile) -> list[tuple[str, str]]:
 
 
 def _fixed_entries(spec: _TableFile, acc: Accelerator) -> dict[tuple[str, str], Entry]:
-    """The file's ``actions``, by instance name; an impl key applies to all its instances."""
-    impls = {"pe_array": acc.arch.pe_array.impl, "dram": acc.arch.dram.impl,
+    """The file's ``actions``, by instance name; an impl key applies to all its instances,
+    and ``pe_array`` to every PE array of an architecture that declares several."""
+    units = getattr(acc.arch, "units", None) or {"pe_array": acc.arch.pe_array}
+    impls = {**{n: u.impl for n, u in units.items()}, "dram": acc.arch.dram.impl,
              **{n: s.impl for n, s in acc.arch.buffers.items()},
              "vector_unit": acc.arch.vector_unit.impl if acc.arch.vector_unit else "simd"}
     planned: list[tuple[int, list[str], str, _Fixed, str]] = []
     for key, fx in spec.actions.items():
         comp, action = key.split(".")
-        if comp in impls:
+        if comp == "pe_array" and comp not in impls:
+            planned.append((1, list(units), action, fx, comp))
+        elif comp in impls:
             planned.append((1, [comp], action, fx, comp))
         else:  # an impl name: every instance of it (none in this arch: nothing to do)
             planned.append((0, [n for n, i in impls.items() if i == comp], action, fx, comp))

@@ -24,7 +24,8 @@ if TYPE_CHECKING:
     from simulator.frontend.trace_builder import CompressionResult
     from simulator.frontend.training import Progress, TaskData
 
-BUNDLED = ("digits-lenet",)
+BUNDLED = ("digits-lenet", "digits-lenet-tanh", "digits-lenet-sigmoid", "digits-lenet-silu",
+           "digits-vit")
 
 __all__ = ["BUNDLED", "METHODS", "MissingExtraError", "Recipe", "RecipeError", "compress",
            "compress_loaded", "load_model", "load_recipe", "parse_recipe"]
@@ -69,13 +70,13 @@ def load_model(ref: str, progress: Progress | None = None, *,
     ``(module, TaskData)`` pair. An ONNX file returns the path itself as the model. The
     bundled model caches its trained weights in ``cache_dir`` when one is given.
     """
-    if ref == "digits-lenet":
+    if ref in BUNDLED:
         require("torch")
         require("sklearn")
         from simulator.frontend import training
-        from simulator.frontend.digits import digits_lenet
+        from simulator.frontend.digits import digits_model
 
-        model, data = digits_lenet(progress or training.noop, cache_dir=cache_dir)
+        model, data = digits_model(ref, progress or training.noop, cache_dir=cache_dir)
         return model, data, ref
     if ref.endswith(".onnx"):
         if not Path(ref).is_file():

@@ -30,6 +30,8 @@ class ImportedLayer:
     act_bits: int | None = None
     #: the module whose forward ran the operator ("" for the model itself)
     module: str = ""
+    #: the input masks of the first calibration examples, ``(samples, *mask shape)``
+    act_mask_set: np.ndarray | None = None
 
 
 @dataclass

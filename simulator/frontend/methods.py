@@ -6,6 +6,9 @@ new weights plus what the hardware must know (structure, scheme, bits, codebook)
 registered with their stage, which fixes the order in which a recipe may apply them (Deep
 Compression: prune, then share, then quantise); activation quantisation and low-rank
 factorisation change the model itself and are applied by :mod:`simulator.frontend.pipeline`.
+*Model-level* methods (``model_level=True``: distillation, activation-function approximation,
+early exits, per-sample masks, adaptive precision) get the whole compression state instead
+(:class:`simulator.frontend.work.Work` and their step) and live in sibling modules.
 """
 
 from __future__ import annotations
@@ -21,8 +24,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from simulator.registry import Registry
 
-#: Stages in the order a recipe must apply them.
-STAGES = ("lowrank", "prune", "share", "quantise", "lut", "activation")
+#: Stages in the order a recipe must apply them: a student replaces the model first; low
+#: rank and structured matrices reshape weights before pruning, sharing, quantisation and LUT
+#: layers; activations are quantised, then nonlinearities approximated; exits are trained on
+#: the compressed backbone; per-sample masks are measured on the final model.
+STAGES = ("distill", "lowrank", "structure", "prune", "share", "quantise", "lut",
+          "activation", "function", "exit", "measure")
 
 Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
 Bits = Annotated[int, Field(gt=0, le=32, strict=True)]
@@ -43,6 +50,10 @@ class Compressed:
     codebook_size: int | None = None
     scale_bits: float | None = None
     dequantize: bool | None = None
+    #: circulant block side (structure "circulant")
+    block: int | None = None
+    #: bits per output filter (adaptive precision; ``bits`` is their maximum)
+    filter_bits: tuple[int, ...] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -55,19 +66,21 @@ class Method:
     citation: str
     Params: type[Params]
     fn: Callable[..., Any]
+    #: ``fn(work, step)`` on the whole compression state, not ``fn(weights, params)``
+    model_level: bool = False
 
 
 #: Every compression method, by the name a recipe step gives as ``method:``.
 METHODS: Registry[Method] = Registry("compression method", key="method")
 
 
-def method(name: str, stage: str, citation: str, params: type[Params]
-           ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+def method(name: str, stage: str, citation: str, params: type[Params], *,
+           model_level: bool = False) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Register ``fn`` as compression method ``name`` (duplicates are a bug)."""
     assert stage in STAGES, stage
 
     def deco(fn: Callable[..., Any]) -> Callable[..., Any]:
-        METHODS.add(name, Method(name, stage, citation, params, fn))
+        METHODS.add(name, Method(name, stage, citation, params, fn, model_level))
         return fn
 
     return deco
@@ -327,35 +340,6 @@ def block_fp(w: np.ndarray, p: BfpParams) -> Compressed:
     q = np.clip(np.round(blocks / scale), -qmax, qmax) * scale
     out = q.reshape(rows.shape[0], -1)[:, :k].reshape(w.shape)
     return Compressed(out.astype(w.dtype), scheme="bfp", bits=p.bits)
-
-
-# ----------------------------------------------------------------------------- low rank
-
-
-class LowRankParams(Params):
-    rank: Annotated[int, Field(ge=1, strict=True)] | None = None
-    energy: Annotated[float, Field(gt=0.0, le=1.0)] | None = None
-
-
-@method("svd", "lowrank", "Denton, Zaremba, Bruna, LeCun, Fergus, 'Exploiting linear structure "
-        "within convolutional networks', NeurIPS 2014 (truncated SVD)", LowRankParams)
-def svd_factors(w: np.ndarray, p: LowRankParams) -> tuple[np.ndarray, np.ndarray]:
-    """Truncated SVD of the (out, K) weight matrix: ``W ~ B @ A`` with ``A`` (r, K), ``B`` (out, r).
-
-    ``rank`` fixes r; ``energy`` keeps the smallest r whose singular values hold that fraction
-    of sum(sigma^2). The factor ``sqrt(sigma)`` goes to both sides.
-    """
-    rows = _rows(w).astype(np.float64)
-    u, s, vt = np.linalg.svd(rows, full_matrices=False)
-    if p.rank is not None:
-        r = min(p.rank, s.size)
-    else:
-        frac = np.cumsum(s**2) / np.sum(s**2)
-        r = int(np.searchsorted(frac, p.energy if p.energy is not None else 0.9) + 1)
-    root = np.sqrt(s[:r])
-    a = (root[:, None] * vt[:r]).astype(w.dtype)
-    b = (u[:, :r] * root[None, :]).astype(w.dtype)
-    return a, b
 
 
 # ----------------------------------------------------------------------------- activations

@@ -23,10 +23,15 @@ from typing import Any
 import numpy as np
 
 from simulator.frontend._deps import require
-from simulator.frontend.methods import ActParams, act_scale
+from simulator.frontend.methods import ActParams
 from simulator.frontend.onnx_graph import OnnxImportError, OnnxModel, _Graph, load_graph
 from simulator.frontend.recipe import Recipe, RecipeError
-from simulator.frontend.trace_builder import CompressionResult, build_trace, record_fields
+from simulator.frontend.trace_builder import (
+    CompressionResult,
+    TraceExtras,
+    build_trace,
+    record_fields,
+)
 from simulator.workload.trace import Accuracy
 
 __all__ = ["MIN_SAMPLES", "OnnxImportError", "compress_onnx", "import_onnx"]
@@ -169,12 +174,18 @@ def compress_onnx(path: str | Path, recipe: Recipe,
             raise RecipeError(recipe.source, [(f"{step.path}.method", f"{step.method.name!r} "
                                                f"splits a layer in two: that needs a PyTorch "
                                                f"model (an ONNX graph has no module to split)")])
+        if step.method.model_level:
+            raise RecipeError(recipe.source, [(f"{step.path}.method", f"{step.method.name!r} "
+                                               f"({step.method.stage}) changes or trains the "
+                                               f"model itself: that needs a PyTorch model")])
         targets = step.targets(names, recipe.source, ops=ops)
         if step.method.stage == "activation":
             if not isinstance(step.params, ActParams):
                 raise RecipeError(recipe.source, [(f"{step.path}.method", f"{step.method.name!r}"
-                                                   f" sets an LLM spec's KV cache")])
-            act_steps.append((step.params, targets))
+                                                   f" is not a fixed-point activation scheme: "
+                                                   f"an LLM spec's KV cache, or binary inputs, "
+                                                   f"which needs a PyTorch model")])
+            act_steps.append((step, targets))
             continue
         for n in targets:
             out = step.method.fn(compressed[n], step.params)
@@ -192,10 +203,12 @@ def compress_onnx(path: str | Path, recipe: Recipe,
     if skipped:
         notes.append(f"integer-weight nodes keep their stored weights in the compressed run "
                      f"(the trace has the compressed ones): {', '.join(skipped)}")
-    for params, targets in act_steps:
+    for act_step, targets in act_steps:
+        params = act_step.params
+        assert isinstance(params, ActParams)
         for j, n in enumerate(sorted(targets, key=lambda t: -m.node_index[t])):
             x = np.concatenate([o[m.inputs[n]].reshape(-1) for o in base])
-            scale, unsigned = act_scale(x, params)
+            scale, unsigned = act_step.method.fn(x, params)
             idx = next(i for i, nd in enumerate(work.graph.node)
                        if list(nd.output) == list(m.proto.graph.node[m.node_index[n]].output))
             _fake_quant(work, idx, m.inputs[n], scale, unsigned, params.bits, f"aq{j}_{n}")
@@ -233,9 +246,9 @@ def compress_onnx(path: str | Path, recipe: Recipe,
         return dens, masks
 
     name = Path(path).stem
-    before = build_trace(m.result(None, *measured(base)), name, "onnx", {}, {}, None, None)
-    after = build_trace(m.result(compressed, *measured(comp)), name, "onnx", info, act_bits,
-                        recipe, acc)
+    before = build_trace(m.result(None, *measured(base)), name, "onnx", None, None, None)
+    after = build_trace(m.result(compressed, *measured(comp)), name, "onnx",
+                        TraceExtras(info, act_bits), recipe, acc)
     return CompressionResult(after, before, None, notes)
 
 

@@ -4,8 +4,10 @@
 name: prune80-int8
 description: Deep-Compression-style pipeline
 finetune: {epochs: 2, lr: 0.001}      # optional masked fine-tuning after pruning / low rank
-                                      # (qat: true also fine-tunes through quantisation)
-steps:                   # in order: lowrank, prune, share, quantise, activation
+                                      # (qat: true also fine-tunes through quantisation;
+                                      # activations: true then also through activations)
+steps:                   # in order: distill, lowrank, structure, prune, share, quantise,
+                         # activation, function, exit, measure (methods.STAGES)
   - {method: magnitude, sparsity: 0.8, layers: ["conv*", "fc1"], iterations: 2}
   - {method: kmeans, clusters: 16, exclude: [conv1]}
   - {method: fixed_point, bits: 8}
@@ -13,8 +15,10 @@ steps:                   # in order: lowrank, prune, share, quantise, activation
 ```
 ``layers`` (default ``"*"``: every layer computed with a model weight) and ``exclude`` are
 *selectors*, one or a list: a shell-style pattern over layer names (``"conv*"``), or a mapping
-``{type: conv2d | linear | matmul}`` (the layer's op), ``{position: first | last}`` (the first /
-last weight layer the forward pass runs) or ``{pattern: "..."}``; so a recipe travels between
+``{type: conv2d | linear | matmul}`` (the layer's op; for activation-function steps ``sigmoid |
+tanh | gelu | silu | exp | softmax | layernorm | rmsnorm``), ``{position: first | last}`` (the
+first / last layer the step may select, in the order the forward pass runs them) or
+``{pattern: "..."}``; so a recipe travels between
 models (``exclude: {position: first}`` keeps whatever the first layer is called dense). Every
 selector must match at least one layer (a typo is an error, never a silent no-op), unless it
 says ``optional: true`` (``{type: conv2d, optional: true}`` on a model without convolutions).
@@ -34,9 +38,18 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.errors import ConfigError
 from simulator.files import read_yaml
-from simulator.frontend import group_quant  # noqa: F401  (registers its methods)
+from simulator.frontend import (  # noqa: F401  (they register their methods)
+    adaptive,
+    approximate,
+    distill,
+    group_quant,
+    input_dependent,
+    mixed_precision,
+    structured,
+)
 from simulator.frontend.methods import METHODS, STAGES, Method, Params
 from simulator.registry import validate_file
+from simulator.workload.approx import FUNCTIONS
 
 
 class RecipeError(ConfigError):
@@ -50,6 +63,9 @@ class FineTune(BaseModel):
     batch_size: Annotated[int, Field(gt=0, strict=True)] = 64
     #: also fine-tune through weight quantisation (straight-through estimator)
     qat: bool = False
+    #: with ``qat``: fine-tune once more after the last activation step, through the weight
+    #: and the activation quantisation together (binary inputs need it: XNOR-Net)
+    activations: bool = False
 
 
 class _RecipeFile(BaseModel):
@@ -60,7 +76,7 @@ class _RecipeFile(BaseModel):
     steps: Annotated[list[Any], Field(min_length=1)]
 
 
-SELECTOR_TYPES = ("conv2d", "linear", "matmul")
+SELECTOR_TYPES = ("conv2d", "linear", "matmul", *FUNCTIONS)
 POSITIONS = ("first", "last")
 
 
@@ -92,6 +108,8 @@ class Step:
     params: Params
     layers: tuple[Selector, ...]
     exclude: tuple[Selector, ...]
+    #: the step gave no ``layers`` (so ``"*"``)
+    default_layers: bool = False
 
     @property
     def path(self) -> str:
@@ -188,7 +206,8 @@ def parse_recipe(data: Any, source: str = "<dict>") -> Recipe:
                                              f"{steps[-1].method.name!r} "
                                              f"({steps[-1].method.stage}); order: "
                                              f"{' -> '.join(STAGES)}"))
-        steps.append(Step(i, meth, params, layers, exclude))  # type: ignore[arg-type]
+        steps.append(Step(i, meth, params, layers, exclude,  # type: ignore[arg-type]
+                          "layers" not in raw))
     if errors:
         raise RecipeError(source, errors)
     return Recipe(top.name, top.description, top.finetune, tuple(steps), dict(data), source)

@@ -287,11 +287,15 @@ def _mask(f: Found) -> np.ndarray | None:
 
 
 def import_torch(model: nn.Module, calibration: Any,
-                 on_batch: Callable[[], None] | None = None, batch_dim: int = 0) -> ImportResult:
+                 on_batch: Callable[[], None] | None = None, batch_dim: int = 0, *,
+                 mask_samples: int = 0) -> ImportResult:
     """Trace ``model`` on the calibration inputs (module docstring) and return its layers.
 
     ``batch_dim``: the dimension of ``calibration`` that indexes examples (1 for a
     sequence-first ``(tokens, batch, features)`` encoder); the trace takes one example along it.
+    ``mask_samples``: also trace the first that many examples one by one and keep each GEMM's
+    input masks over them (``ImportedLayer.act_mask_set``: runtime activation sparsity per
+    input, matched by position like the batch densities).
     """
     model.eval()
     one = calibration.narrow(batch_dim, 0, 1) if isinstance(calibration, torch.Tensor) \
@@ -325,6 +329,8 @@ def import_torch(model: nn.Module, calibration: Any,
             notes.append(f"the model runs {len(batch)} GEMMs on the calibration batch but "
                          f"{len(gemms)} on one example: activation densities are one "
                          f"example's")
+    if mask_samples > 0 and isinstance(calibration, torch.Tensor) and gemms:
+        _mask_sets(model, calibration, batch_dim, mask_samples, gemms, notes)
     if on_batch is not None:
         on_batch()
     if not gemms:
@@ -344,6 +350,26 @@ def import_torch(model: nn.Module, calibration: Any,
         notes.append("not simulated (views and tensor creation: no data movement, 0 MACs): "
                      + ", ".join(f"{k} x{v}" for k, v in sorted(tr.views.items())))
     return ImportResult(layers, notes)
+
+
+def _mask_sets(model: nn.Module, calibration: torch.Tensor, batch_dim: int, samples: int,
+               gemms: list[ImportedLayer], notes: list[str]) -> None:
+    """``act_mask_set`` of every GEMM from one trace per calibration example."""
+    n = min(samples, calibration.shape[batch_dim])
+    per: list[list[np.ndarray | None]] = [[] for _ in gemms]
+    for i in range(n):
+        recs = [r for r in fuse(_run(model, calibration.narrow(batch_dim, i, 1)).recs)
+                if r.found.kind == "gemm"]
+        if len(recs) != len(gemms):
+            notes.append(f"example {i} runs {len(recs)} GEMMs, not {len(gemms)}: no "
+                         f"per-sample masks")
+            return
+        for j, r in enumerate(recs):
+            per[j].append(_mask(r.found))
+    for la, masks in zip(gemms, per, strict=True):
+        found = [m for m in masks if m is not None]
+        if found and len(found) == len(masks) and all(m.shape == found[0].shape for m in found):
+            la.act_mask_set = np.stack(found)
 
 
 def _macs(spec: dict[str, Any]) -> int:

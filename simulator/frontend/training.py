@@ -109,7 +109,10 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, progress: Progr
 def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr: float,
           batch_size: int = 64, seed: int = 0, masks: dict[str, torch.Tensor] | None = None,
           progress: Progress = noop, phase: str = "train",
-          quantise: Callable[[], dict[str, torch.Tensor]] | None = None) -> None:
+          quantise: Callable[[], dict[str, torch.Tensor]] | None = None,
+          after_step: Callable[[], None] | None = None,
+          loss: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+          params: list[torch.Tensor] | None = None) -> None:
     """Adam on cross-entropy, deterministic for a seed; ``masks`` (by parameter name) keep
     pruned weights at zero.
 
@@ -117,9 +120,13 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr
     quantises weights in place and returns their float copies by parameter name, restored
     before the optimiser
     step -- the straight-through estimator (Bengio et al. 2013; as in BWN/TWN training).
+    ``after_step``: called after every optimiser step (a projection that keeps a structure,
+    e.g. circulant blocks). ``loss(outputs, labels, index)``: the objective instead of
+    cross-entropy (``index``: the batch's rows of ``x``, e.g. for a teacher's soft labels).
+    ``params``: the parameters to train (default: all of the model's).
     """
     gen = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    opt = torch.optim.Adam(model.parameters() if params is None else params, lr=lr)
     n = len(x)
     steps = epochs * math.ceil(n / batch_size)
     done = 0
@@ -130,7 +137,9 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr
             idx = order[i:i + batch_size]
             opt.zero_grad()
             shadow = quantise() if quantise is not None else {}
-            nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+            out = model(x[idx])
+            (loss(out, y[idx], idx) if loss is not None
+             else nn.functional.cross_entropy(out, y[idx])).backward()
             with torch.no_grad():  # straight-through: the step updates the float weights
                 for key, w in shadow.items():
                     model.get_parameter(key).copy_(w)
@@ -139,6 +148,8 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *, epochs: int, lr
                 with torch.no_grad():
                     for name, m in masks.items():
                         model.get_parameter(name).mul_(m)
+            if after_step is not None:
+                after_step()
             done += 1
             progress(phase, done, steps)
     model.eval()

@@ -171,6 +171,13 @@ class PEKind:
         follow it, :mod:`simulator.cost.models`)."""
         return "int"
 
+    @property
+    def serial_weights(self) -> bool:
+        """True when the PE streams weight bits one per cycle, so that each layer's (and each
+        filter's) weight precision sets its cycles natively; other kinds compute narrower
+        weights padded to their datapath."""
+        return False
+
     def weight_storage_bits(self, weight_bits: int) -> float:
         """Bits a weight occupies in memory (``bfp`` adds its share of the block exponent)."""
         return float(weight_bits)

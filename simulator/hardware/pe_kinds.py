@@ -151,15 +151,23 @@ class BitSerialPE(PEKind):
     ``lanes = 16`` against a 16-bit baseline; ``lanes = b`` matches a b-bit ``mac`` array at
     b-bit activations and runs ``b / act_bits`` times faster below. Judd et al., "Stripes:
     Bit-Serial Deep Neural Network Computing", MICRO 2016.
+
+    ``serial: weights`` streams the *weight* bits instead (activations bit-parallel):
+    ``s = weight_bits``, so a layer runs at its own weight precision and a layer whose bits
+    differ per output filter at each filter's (the mapping takes, per fold, the widest filter
+    the fold's columns hold; :mod:`simulator.mapping.precision`). Lee et al., "UNPU: a 50.6
+    TOPS/W unified deep neural network accelerator with 1b-to-16b fully-variable weight
+    bit-precision", ISSCC 2018 (bit-serial weights).
     """
 
-    citation = "Judd et al. (Stripes), MICRO 2016"
+    citation = "Judd et al. (Stripes), MICRO 2016; Lee et al. (UNPU), ISSCC 2018"
 
     class Params(BaseModel):
         model_config = ConfigDict(extra="forbid", frozen=True)
         lanes: int = Field(default=1, ge=1, le=64, strict=True)
         max_weight_bits: int = Field(default=16, ge=1, le=32, strict=True)
         max_act_bits: int = Field(default=16, ge=1, le=32, strict=True)
+        serial: Literal["activations", "weights"] = "activations"
 
     act_schemes = frozenset({"int", "binary"})
 
@@ -176,12 +184,17 @@ class BitSerialPE(PEKind):
     def pack(self, weight_bits: int, act_bits: int) -> int:
         return int(self.params.lanes)  # type: ignore[attr-defined]
 
+    @property
+    def serial_weights(self) -> bool:
+        return self.params.serial == "weights"  # type: ignore[attr-defined]
+
     def stream_cycles_per_value(self, weight_bits: int, act_bits: int) -> int:
-        return act_bits
+        return weight_bits if self.serial_weights else act_bits
 
     def _arith_actions(self, M: int, K: int, N: int, weight_bits: int,
                        act_bits: int) -> dict[str, int]:
-        return {"bit_serial_step": M * K * N * act_bits}
+        return {"bit_serial_step": M * K * N * self.stream_cycles_per_value(weight_bits,
+                                                                           act_bits)}
 
 
 BRICK_WIDTHS = (2, 4, 8)

@@ -15,7 +15,7 @@ its registration.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from simulator.mapping.options import MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping
@@ -81,3 +81,15 @@ class ParamWidths:
 
     def check_workload(self, layers: Iterable[Layer]) -> None:
         """Layers are mapped one at a time: any set of mappable layers runs."""
+
+
+class ArithOps(NamedTuple):
+    """An arithmetic action (or a unit's datapath) as real multiplies, adds and register bits:
+    a unit that declares ``arith_ops() -> {action: ArithOps}`` has each action priced by the
+    energy model's multiplier (at ``weight_bits x act_bits``) and adder (at ``acc_bits``)
+    curves, and one that declares ``datapath() -> ArithOps`` is sized by the area model from
+    them (:mod:`simulator.cost.models`, :mod:`simulator.cost.area`)."""
+
+    multiplies: int
+    adds: int
+    register_bits: int = 0

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from pydantic import Field
 
 from simulator.hardware.registries import VECTOR_UNITS
+from simulator.mapping.circulant import map_circulant
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping
 from simulator.mapping.vector import map_vector
@@ -39,5 +40,10 @@ class Simd:
 
     def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
                   ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
-        """Cycles and tiles of a pooling / element-wise layer (:mod:`simulator.mapping.vector`)."""
+        """Cycles and tiles of a pooling / element-wise layer (:mod:`simulator.mapping.vector`),
+        or of a block-circulant GEMM placed here, in the frequency domain on the lanes
+        (:mod:`simulator.mapping.circulant`); other GEMMs are a MappingError."""
+        if layer.kind == "gemm":
+            return map_circulant(layer, self.name, 1, 1, buffers, self.act_bits,
+                                 self.act_bits, lanes=self.lanes, ctx=ctx)
         return map_vector(layer, self.name, self.lanes, buffers, self.act_bits, ctx)

@@ -19,6 +19,11 @@ import numpy as np
 from simulator.mapping.masks import padding_taps
 from simulator.mapping.nest import DIMS, Grid, Nest
 from simulator.mapping.options import MappingContext
+from simulator.mapping.precision import (
+    circulant_values_per_element,
+    filter_storage_bits,
+    filter_stream_cycles,
+)
 from simulator.mapping.sparsity import SparseView, SparsityParams, sparse_view
 from simulator.workload.layer import Layer
 
@@ -42,6 +47,9 @@ class ArithmeticKind(Protocol):
               act_scheme: str = "int", undeclared: frozenset[str] = frozenset()) -> None: ...
 
     def weight_storage_bits(self, weight_bits: int) -> float: ...
+
+    @property
+    def serial_weights(self) -> bool: ...
 
     def gemm_view(self, M: int, K: int, N: int, weight_bits: int,
                   act_bits: int) -> GemmView: ...
@@ -92,7 +100,10 @@ class PEGrid(Protocol):
 class Prepared:
     """A layer's operands on an array: ``work`` is the layer after structural pruning (and
     N:M compression of K), ``bits`` the stored bits per element of each operand, ``view`` the
-    GEMM the PEs compute (K packed), ``wb_op`` the weight width the PE computes on."""
+    GEMM the PEs compute (K packed), ``wb_op`` the weight width the PE computes on;
+    ``filter_cycles``: cycles per streamed value of each output filter on a weight-serial PE
+    with per-filter bits (:mod:`.precision`; None: every filter at ``view``'s rate);
+    ``block``: the circulant block side of weights stored one vector per block (None: not)."""
 
     layer: Layer
     work: Layer
@@ -103,6 +114,8 @@ class Prepared:
     a_bits: int
     value_bits: int
     wb_op: int
+    filter_cycles: np.ndarray | None = None
+    block: int | None = None
 
     @property
     def size(self) -> dict[str, int]:
@@ -143,10 +156,15 @@ def prepare(layer: Layer, array: PEGrid, seed: int) -> Prepared:
     undeclared = frozenset(
         op for op, o in (("weight", layer.weight), ("activation", layer.activation))
         if o.bits is None and o.scheme == "int" and not (op == "weight" and (cb or o.dequantize)))
+    block = layer.weight.block if layer.weight.structure == "circulant" else None
     if layer.filter_is_weight:
         kind.check(layer.name, value_bits, a_bits, w_scheme, layer.activation.scheme,
                    undeclared)
-        f_bits = kind.weight_storage_bits(w_bits) + layer.weight.scale_bits
+        per_filter = filter_storage_bits(layer, kind.weight_storage_bits)
+        f_bits = (per_filter if per_filter is not None else kind.weight_storage_bits(w_bits)
+                  ) + layer.weight.scale_bits
+        if block:  # one stored vector per b x b block (mapping.precision)
+            f_bits *= circulant_values_per_element(layer.K, layer.N, block)
     else:  # an activation (a KV cache may be stored at its own bits, with its scales)
         kind.check(layer.name, a_bits, a_bits, undeclared=undeclared & {"activation"})
         f_bits = (layer.weight.bits or a_bits) + layer.weight.scale_bits
@@ -163,8 +181,11 @@ def prepare(layer: Layer, array: PEGrid, seed: int) -> Prepared:
         bits["ifmap"] = a_bits * sv.act_scale
     wb_op = value_bits if layer.filter_is_weight or layer.weight.dequantize else a_bits
     view = kind.gemm_view(work.M, work.K, work.N, wb_op, a_bits)
+    skips = sv is not None and (sv.skip_act is not None or sv.skip_weight is not None)
+    cycles = (filter_stream_cycles(layer, view.N) if kind.serial_weights
+              and layer.filter_is_weight and view.N == layer.N and not skips else None)
     return Prepared(layer, work, sv, bits, view, kind.pack(wb_op, a_bits), a_bits, value_bits,
-                    wb_op)
+                    wb_op, cycles, block)
 
 
 def sparsity_counts(p: Prepared) -> dict[str, int]:
@@ -185,14 +206,31 @@ def sparsity_counts(p: Prepared) -> dict[str, int]:
 
 def arith_counts(p: Prepared, kind: ArithmeticKind) -> dict[str, int]:
     """The PE kind's dense arithmetic actions of the layer (``arith.<action>``), counted on
-    the shape the array computes (pruned filters and channels, N:M-compressed K removed), and
+    the shape the array computes (pruned filters and channels, N:M-compressed K removed; with
+    per-filter cycles, ``p.filter_cycles``, the counts of each width's filters, summed), and
     ``arith_view_macs``, the MACs of that shape: the action counter scales the kind's counts by
     the share of *those* MACs that fire, so structural pruning is discounted once."""
     layer = p.layer
     k = layer.K if p.sv is None else p.sv.K
-    arith = kind.actions(p.view.M, k, p.view.N, p.wb_op, p.a_bits, layer.weight.codebook_size)
+    cb = layer.weight.codebook_size
+    if p.filter_cycles is None:
+        arith = kind.actions(p.view.M, k, p.view.N, p.wb_op, p.a_bits, cb)
+    else:
+        arith = {}
+        widths, n_of = np.unique(p.filter_cycles, return_counts=True)
+        for b, n in zip(widths.tolist(), n_of.tolist(), strict=True):
+            for a, v in kind.actions(p.view.M, k, n, b, p.a_bits, cb).items():
+                arith[a] = arith.get(a, 0) + v
     return {**{f"arith.{a}": v * layer.count for a, v in arith.items()},
             "arith_view_macs": p.view.M * k * p.view.N * layer.count}
+
+
+def pe_rate(p: Prepared, kind: ArithmeticKind) -> float:
+    """MACs per PE per cycle: the kind's at the layer's widths, or with per-filter cycles the
+    packed values over the filters' mean cycles per streamed value."""
+    if p.filter_cycles is None:
+        return kind.macs_per_pe_per_cycle(p.wb_op, p.a_bits)
+    return p.pack / float(p.filter_cycles.mean())
 
 
 def residency(p: Prepared, loads: Mapping[str, np.ndarray], ctx: MappingContext

@@ -59,6 +59,7 @@ from simulator.mapping.operands import (
     tile_dims,
 )
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
+from simulator.mapping.precision import precision_notes
 from simulator.mapping.schedule import Buffer, LayerMapping, chunks
 from simulator.mapping.search import ArrayModel, choose
 from simulator.mapping.tiles import build_tiles
@@ -371,6 +372,8 @@ def map_rs(layer: Layer, array: RSGeometry, buffers: Mapping[str, Buffer], seed:
                                                "filter": bits["filter"]},
         stationary="all", acc_bits=array.acc_bits, loop_order=choice.nest.label,
         tile_dims=tile_dims(grid, choice.nest), candidates=candidates,
+        notes=tuple(precision_notes(layer, array.kind.serial_weights, array.kind.kind,
+                                    False, bool(p.block))),
         **residency(p, ft.loads, ctx))  # type: ignore[arg-type]
 
 

@@ -131,6 +131,8 @@ class LayerMapping:
     weight_bytes: float = 0.0
     #: final output bytes kept on chip for the consumers (written to the ifmap buffer)
     kept_bytes: int = 0
+    #: what the unit did that a reader should know (padding, compressed storage, ...)
+    notes: tuple[str, ...] = ()
 
 
 def chunks(size: int, lanes: int) -> np.ndarray:

@@ -34,12 +34,14 @@ from simulator.mapping.operands import (
     GemmView,
     PEGrid,
     arith_counts,
+    pe_rate,
     prepare,
     residency,
     sparsity_counts,
     tile_dims,
 )
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
+from simulator.mapping.precision import fold_stream_cycles, precision_notes
 from simulator.mapping.schedule import Buffer, LayerMapping, chunks
 from simulator.mapping.search import ArrayModel, choose, default_nest
 from simulator.mapping.sparsity import lane_work
@@ -83,6 +85,8 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     p = prepare(layer, array, seed)
     sv, work_layer, bits, pack = p.sv, p.work, p.bits, p.pack
     scale = p.view.stream_cycles_per_value
+    # per-filter bits on a weight-serial PE: the search estimates with their mean
+    est_scale = scale if p.filter_cycles is None else float(p.filter_cycles.mean())
     g = layer.count
     size = p.size
     bufs = ctx.buffers if ctx.buffers is not None else buffers
@@ -114,13 +118,14 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     word = {op: bufs[op].word_bits for op in ("ifmap", "filter", "ofmap")}
     model = ArrayModel(
         pes=array.n_pes, macs=size["M"] * size["K"] * size["N"], count=g, base_cycles=base,
-        stream_scale=scale, port=port,
+        stream_scale=est_scale, port=port,
         words={"ifmap": port_bits["ifmap"] / word["ifmap"],
                "filter": port_bits["filter"] / word["filter"],
                "ofmap": array.acc_bits / word["ofmap"]},
         stationary=STATIONARY[df.name])
     first = default_nest(grid, df.outer, df.inner)
-    key = ("systolic", df.name, array.rows, array.cols, tuple(size.values()), g, scale,
+    key = ("systolic", df.name, array.rows, array.cols, tuple(size.values()), g, est_scale,
+           None if p.filter_cycles is None else tuple(p.filter_cycles.tolist()),
            tuple(sorted(nbytes.items())), tuple(sorted(port_bits.items())),
            tuple(sorted(ports.items())), tuple(sorted(word.items())), array.acc_bits)
     choice = choose(grid, model, elems, nbytes,
@@ -129,7 +134,12 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
                     {op: word[op] / 8 for op in elems}, ctx, first, key)
     ft = fold_table(grid, choice.nest, choice.storage, nbytes)
     ext = ft.extent
-    fold_c = base + ext[df.stream] * scale
+    if p.filter_cycles is None:
+        fold_c = base + ext[df.stream] * scale
+    else:
+        fold_c = base + fold_stream_cycles(
+            p.filter_cycles, df.stream, ext[df.stream], ft.unit[df.stream],
+            int(choice.nest.per_tile[df.stream]), ft.unit["N"], lanes.get("N", 1))
     reads_o = np.where(ft.k_first, 0, ext["M"] * ext["N"])
     if df.stream == "K":  # os: outputs finish in the PEs unless K is tiled
         last_k = ft.unit["K"] == ft.unit["K"].max()
@@ -174,7 +184,7 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     head = {"ifmap": ft.loads["ifmap"] * share["ifmap"],
             "filter": ft.loads["filter"] * share["filter"],
             "psum": ft.loads["psum"] * share["ofmap"]}
-    tail = np.minimum(busy, base + scale)
+    tail = np.minimum(busy, base + math.ceil(est_scale))
     tiles = build_tiles(busy, {k: np.tile(v, g) for k, v in ft.loads.items()},
                         np.tile(ft.stores, g), np.where(prod >= 0, prod + offsets, -1),
                         {op: bufs[op].tile_bytes for op in elems},
@@ -199,7 +209,9 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         mapping_efficiency=used / (folds * array.n_pes), counts=counts,
         weight_density=sv.weight_density if sv else 1.0,
         act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance,
-        macs_per_pe_per_cycle=kind.macs_per_pe_per_cycle(p.wb_op, p.a_bits),
+        macs_per_pe_per_cycle=pe_rate(p, kind),
+        notes=tuple(precision_notes(layer, kind.serial_weights, kind.kind,
+                                    p.filter_cycles is not None, bool(p.block))),
         values_per_word=pack, number_format=kind.number_format,
         weight_bits=p.value_bits if layer.filter_is_weight else p.a_bits, act_bits=p.a_bits,
         pe_kind=kind.kind, storage_bits={"ifmap": bits["ifmap"], "filter": bits["filter"]},

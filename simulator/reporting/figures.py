@@ -111,11 +111,15 @@ def _panel(ax: Any, df: pd.DataFrame, panel: Panel, hue: str, style: str | None,
                 ls="--", drawstyle="steps-post", zorder=3, label="Pareto front")
         ax.scatter(_values(front, panel.x), _values(front, panel.y), s=110,
                    facecolors="none", edgecolors="black", linewidths=1.2, zorder=4)
-        if label_front:
+        if label_front:  # one label per position: tied points (same x and y) share it
+            at: dict[tuple[float, float], dict[str, list[str]]] = {}
             for _, r in front.iterrows():
-                text = str(r[hue]) + (f" / {r[style]}" if style else "")
-                ax.annotate(text, (_value(r, panel.x), _value(r, panel.y)),
-                            xytext=(5, 4), textcoords="offset points", fontsize=7,
+                names = at.setdefault((_value(r, panel.x), _value(r, panel.y)), {})
+                names.setdefault(str(r[hue]), []).extend([str(r[style])] if style else [])
+            for xy, names in at.items():
+                text = "; ".join(h + (f" / {', '.join(st)}" if st else "")
+                                 for h, st in names.items())
+                ax.annotate(text, xy, xytext=(5, 4), textcoords="offset points", fontsize=7,
                             zorder=5)
     if panel.logx and _wide(_values(df, panel.x)):
         ax.set_xscale("log")

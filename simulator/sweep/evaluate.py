@@ -9,11 +9,15 @@ way, with ``error_type = "internal"``, so one bad point cannot cost the other 9,
 Point columns: the point's inputs (:meth:`Point.meta`, every axis a column), the accuracy
 that goes with its workload, ``Report.totals`` (cycles, traffic, energy, TOPS/W, area, ...),
 the energy categories of :mod:`simulator.sweep.breakdown` summed over layers, the
-architecture's ``n_pes``, ``clock_mhz``, ``dram_bandwidth_gb_per_s`` and
-``peak_tops`` (2 ops per MAC at the highest ``macs_per_pe_per_cycle`` of its GEMM layers),
-``elapsed_s`` (wall time of the point, machine-dependent) and ``worker`` (the Dask worker that
-ran it, ``local`` in-process). Layer columns: the inputs
-again, ``Report.layers`` and the layer's energy categories.
+architecture's ``n_pes`` (of every PE array, summed), ``clock_mhz``, ``dram_bandwidth_gb_per_s``
+and ``peak_tops`` (2 ops per MAC at the highest ``macs_per_pe_per_cycle`` of each PE array's
+GEMM layers, summed over the arrays that ran one),
+``notes`` (what the compute units said, e.g. per-filter bits padded to an array's width;
+``None``: nothing), ``elapsed_s`` (wall time of the point, machine-dependent) and ``worker``
+(the Dask worker that ran it, ``local`` in-process). Layer columns: the inputs again,
+``Report.layers``, ``unit_n_pes`` (the PEs of the unit that ran the layer: with several PE
+arrays, per-unit utilisation is ``sum(effectual_macs / macs_per_pe_per_cycle) /
+(unit_n_pes x network cycles)``, as ``Report.units``) and the layer's energy categories.
 """
 
 from __future__ import annotations
@@ -70,20 +74,28 @@ def run_point(task: Task, loaded: Loaded) -> PointResult:
         assert table is not None
         res = report.results
         cats = [categories(r, table) for r in res]
-        peak_mpc = max((r.macs_per_pe_per_cycle for r in res if r.unit != "vector_unit"),
-                       default=1.0)
+        rate: dict[str, float] = {}  # each PE array's highest rate over its GEMM layers
+        for r in res:
+            if r.unit != "vector_unit":
+                rate[r.unit] = max(rate.get(r.unit, 0.0), r.macs_per_pe_per_cycle)
+        arrays = {u: n for u, n in report.unit_pes.items() if u != "vector_unit"} \
+            or {"pe_array": report.n_pes}
+        peak_macs = sum(arrays.get(u, report.n_pes) * m for u, m in rate.items()) \
+            or float(report.n_pes)
         dram = arch.dram.params
         totals = {("arch_name" if k == "arch" else k): v for k, v in report.totals.items()
                   if k != "workload"}
-        row.update(totals, **total_categories(cats), n_pes=report.n_pes,
+        row.update(totals, **total_categories(cats), n_pes=sum(arrays.values()),
                    clock_mhz=report.clock_mhz,
                    dram_bandwidth_gb_per_s=float(getattr(dram, "bandwidth_gb_per_s", math.nan)),
-                   peak_tops=2.0 * report.n_pes * peak_mpc * report.clock_mhz * 1e6 / 1e12)
+                   peak_tops=2.0 * peak_macs * report.clock_mhz * 1e6 / 1e12,
+                   notes="; ".join(report.notes) or None)
         n = len(res)
         layers = {**{k: [v] * n for k, v in task.meta.items()},
                   "arch_name": [report.arch] * n,
                   **{c: [getattr(r, c) for r in res] for c in LAYER_COLUMNS if c != "energy_pj"},
                   "energy_pj": report.layers["energy_pj"].tolist(),
+                  "unit_n_pes": [report.unit_pes.get(r.unit, report.n_pes) for r in res],
                   **_columns(cats)}
     except SimulatorError as exc:
         row.update(error=str(exc), error_type=type(exc).__name__)

@@ -59,9 +59,9 @@ BASELINE = "baseline"
 #: column has a dot; the axis of several base architectures is ``arch``).
 RESERVED = frozenset({"point_hash", "point_index", "sweep", "workload", "network", "model",
                       "recipe", "accuracy", "baseline_accuracy", "accuracy_source", "error",
-                      "error_type", "elapsed_s", "worker", "arch_name", "n_pes", "clock_mhz",
-                      "dram_bandwidth_gb_per_s", "peak_tops", "layers", "latency_us",
-                      *LAYER_COLUMNS})
+                      "error_type", "notes", "unit_n_pes", "elapsed_s", "worker", "arch_name",
+                      "n_pes", "clock_mhz", "dram_bandwidth_gb_per_s", "peak_tops", "layers",
+                      "latency_us", *LAYER_COLUMNS})
 
 
 class SweepError(ConfigError):

@@ -109,11 +109,13 @@ def _xnor(a: np.ndarray, w: np.ndarray, p: np.ndarray) -> np.ndarray:
     return 2 * match - np.bitwise_count(valid).astype(I64)
 
 
-def _bitserial(act_bits: int) -> Op:
+def _bitserial(bits: int, serial_weights: bool = False) -> Op:
     def op(a: np.ndarray, w: np.ndarray, p: np.ndarray) -> np.ndarray:
-        bit = (a >> p[..., None]) & 1  # plane p of the two's-complement activation
-        plane = (bit * w).sum(axis=-1) << p
-        return np.where(p == act_bits - 1, -plane, plane)
+        if serial_weights:  # plane p of the two's-complement weight
+            plane = (((w >> p[..., None]) & 1) * a).sum(axis=-1) << p
+        else:  # plane p of the two's-complement activation
+            plane = (((a >> p[..., None]) & 1) * w).sum(axis=-1) << p
+        return np.where(p == bits - 1, -plane, plane)
 
     return op
 
@@ -180,7 +182,7 @@ def encode(kind: PEKind, A: np.ndarray, W: np.ndarray, wb: int, ab: int) -> Oper
                 raise ValueError("ternary weights must be in {-1, 0, +1}")
             op = _ternary
         elif name == "bitserial":
-            op = _bitserial(ab)
+            op = _bitserial(planes, kind.serial_weights)
         elif name == "bitfusion":
             op = _bitfusion(wb, ab)
         else:

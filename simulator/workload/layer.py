@@ -29,6 +29,8 @@ from typing import Any, Literal
 import numpy as np
 
 from simulator.errors import WorkloadError
+from simulator.workload.approx import FunctionApprox
+from simulator.workload.dynamic import ExitPlan
 
 #: The name ``Layer.inputs`` gives the network's input.
 NETWORK_INPUT = "input"
@@ -59,6 +61,13 @@ class Operand:
     at the array edge before the MAC (weight-only quantisation, W4A16; a quantised KV cache):
     MACs run at the activation precision and each value read into the array costs one
     ``dequantize`` action.
+    ``block``: with ``structure="circulant"``, the side ``b`` of the circulant blocks the
+    weight matrix is partitioned into (CirCNN, Ding et al. MICRO 2017): each ``b x b`` block is
+    stored as one vector of ``b`` values (:mod:`simulator.mapping.circulant`).
+    ``filter_bits``: bits of each output filter's weights when they differ per filter
+    (adaptive precision); ``bits`` is then the widest of them.
+    ``mask_set``: nonzero masks of one operand over several inputs, ``(samples, *mask
+    shape)`` (an activation measured per calibration sample); ``mask`` is the first of them.
     """
 
     bits: int | None = None
@@ -71,6 +80,9 @@ class Operand:
     mask_model: str = "iid"
     scale_bits: float = 0.0
     dequantize: bool = False
+    block: int | None = None
+    filter_bits: tuple[int, ...] | None = None
+    mask_set: np.ndarray | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +94,8 @@ class Layer:
     ``activation`` the left one (the ifmap), each with bits, density and optional mask.
     ``output_bits``: storage bits per output element when they differ from the activation
     precision (a vector layer that quantises, e.g. appending to an 4-bit KV cache, incl. its
-    scales); ``None``: the activation bits.
+    scales); ``None``: the activation bits. ``approx``: the layer's nonlinearity computed by
+    segments or a table (:mod:`simulator.workload.approx`); ``None``: exact (flat counts).
     """
 
     name: str
@@ -101,6 +114,7 @@ class Layer:
     activation: Operand = field(default_factory=Operand)
     dims: Mapping[str, Any] = field(default_factory=dict)
     output_bits: float | None = None
+    approx: FunctionApprox | None = None
     #: names of the layers whose outputs this layer reads, in operand order (``None``: the
     #: previous layer, or the network input for the first); ``"input"`` is the network input;
     #: a residual add names both branches, a matmul its left and right operand
@@ -122,13 +136,15 @@ class Layer:
 
 @dataclass(frozen=True, slots=True)
 class Workload:
-    """A named sequence of layers with its provenance."""
+    """A named sequence of layers with its provenance; ``exits``: early-exit branches with
+    their measured exit rates (:mod:`simulator.workload.dynamic`)."""
 
     name: str
     layers: tuple[Layer, ...]
     source: str = ""
     path: str = ""
     seed: int = 0
+    exits: ExitPlan | None = None
 
     @property
     def macs(self) -> int:
@@ -137,13 +153,21 @@ class Workload:
     def producers(self) -> list[tuple[int, ...]]:
         """For every layer, the indices of the layers it reads in operand order (``-1``: the
         network input). ``Layer.inputs`` names them; without it a layer reads the layer
-        before it (the first layer: the network input)."""
+        before it (the first layer: the network input), skipping the layers of early-exit
+        heads other than its own (``exits.head_layers``: a head reads the layer it branches
+        from, and so does the backbone layer after the head)."""
         index = {layer.name: i for i, layer in enumerate(self.layers)}
         index[NETWORK_INPUT] = -1
+        head_of = {index[n]: h for h, head in enumerate(self.exits.head_layers
+                                                        if self.exits is not None else ())
+                   for n in head if n in index}
         out: list[tuple[int, ...]] = []
         for i, layer in enumerate(self.layers):
             if layer.inputs is None:
-                out.append((i - 1,))
+                j = i - 1
+                while j in head_of and head_of[j] != head_of.get(i):
+                    j -= 1
+                out.append((j,))
                 continue
             unknown = [n for n in layer.inputs if index.get(n, i) >= i]
             if unknown:

@@ -8,7 +8,6 @@ with its layer path (``layers[3] (conv1).kernel``).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Annotated, Any, Literal
@@ -18,15 +17,16 @@ from pydantic import (
     ConfigDict,
     Field,
     TypeAdapter,
-    field_validator,
     model_validator,
 )
 
 from simulator.errors import WorkloadError
 from simulator.registry import validate_file
+from simulator.workload.approx import ApproxSpec, FunctionApprox
+from simulator.workload.dynamic import ExitSpec
 from simulator.workload.geometry import conv_out, pair, touched
-from simulator.workload.layer import NETWORK_INPUT, Layer, Operand, Workload
-from simulator.workload.structure import nm_pattern, unquoted_nm
+from simulator.workload.layer import NETWORK_INPUT, Layer, Workload
+from simulator.workload.operand_spec import COMPRESSION_FIELDS, GemmSpec, SpecBase
 
 PosInt = Annotated[int, Field(gt=0, strict=True)]
 NonNegInt = Annotated[int, Field(ge=0, strict=True)]
@@ -52,72 +52,7 @@ ELEMENTWISE_OPS: dict[str, int] = {"add": 1, "mul": 1, "relu": 1, "softmax": 4,
 ELEMENTWISE_INPUTS: dict[str, int] = {"add": 2, "mul": 2, "sub": 2, "div": 2, "swiglu": 2}
 
 
-class _Spec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str = Field(min_length=1)
-    #: the layers whose outputs this one reads, in operand order (default: the layer listed
-    #: before it; ``input``: the network input)
-    inputs: Annotated[list[str], Field(min_length=1)] | None = None
-
-
-Density = Annotated[float, Field(gt=0.0, le=1.0, allow_inf_nan=False)]
-Bits = Annotated[int, Field(gt=0, le=64, strict=True)]
-
-
-class _GemmSpec(_Spec):
-    """Compression fields shared by GEMM layers (all optional: absent = dense, arch bits).
-
-    Densities without masks get seeded random masks at simulation time
-    (:mod:`simulator.sparsity`); ``codebook_size`` stores weights as ``ceil(log2 k)``-bit
-    indices into a k-entry codebook (Deep Compression); with it, ``weight_bits`` is the width
-    of the codebook's entries (the decoded weights the multiplier sees; default: the PE's).
-    ``weight_mask_model``: how a density-only weight mask is drawn (``iid``; ``magnitude``:
-    uneven rows and columns as magnitude pruning leaves them, :mod:`simulator.mapping.masks`).
-    """
-
-    weight_bits: Bits | None = None
-    act_bits: Bits | None = None
-    weight_density: Density = 1.0
-    act_density: Density = 1.0
-    weight_structure: str = "unstructured"
-    weight_scheme: Literal["int", "fp", "pow2", "binary", "ternary", "bfp", "lutnet"] = "int"
-    codebook_size: Annotated[int, Field(ge=2, strict=True)] | None = None
-    weight_mask_model: Literal["iid", "magnitude"] = "iid"
-    #: quantisation metadata (scales, zero points) in bits per weight value
-    weight_scale_bits: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
-    #: weight-only quantisation: values de-quantised to the activation precision
-    weight_dequantize: bool = False
-
-    @field_validator("weight_structure", mode="before")
-    @classmethod
-    def _structure(cls, v: Any) -> Any:
-        if (hint := unquoted_nm(v)) is not None:
-            raise ValueError(hint)
-        if isinstance(v, str) and (v in ("unstructured", "filter", "channel")
-                                   or nm_pattern(v) is not None):
-            return v
-        raise ValueError(f"must be unstructured, filter, channel or 'N:M' (got {v!r})")
-
-    def weight_operand(self) -> Operand:
-        bits, value_bits = self.weight_bits, None
-        if self.codebook_size is not None:
-            bits = max(1, math.ceil(math.log2(self.codebook_size)))
-            value_bits = self.weight_bits
-        return Operand(bits=bits, density=self.weight_density, structure=self.weight_structure,
-                       scheme=self.weight_scheme, codebook_size=self.codebook_size,
-                       value_bits=value_bits, mask_model=self.weight_mask_model,
-                       scale_bits=self.weight_scale_bits, dequantize=self.weight_dequantize)
-
-    def act_operand(self) -> Operand:
-        return Operand(bits=self.act_bits, density=self.act_density)
-
-
-_COMPRESSION_FIELDS = {"name", "op", "inputs", "weight_bits", "act_bits", "weight_density",
-                       "act_density", "weight_structure", "weight_scheme", "codebook_size",
-                       "weight_mask_model", "weight_scale_bits", "weight_dequantize"}
-
-
-class Conv2dSpec(_GemmSpec):
+class Conv2dSpec(GemmSpec):
     op: Literal["conv2d"]
     in_channels: PosInt
     out_channels: PosInt
@@ -134,6 +69,7 @@ class Conv2dSpec(_GemmSpec):
         if self.in_channels % self.groups or self.out_channels % self.groups:
             raise ValueError(f"groups ({self.groups}) must divide in_channels "
                              f"({self.in_channels}) and out_channels ({self.out_channels})")
+        self._check_filters(self.out_channels)
         if min(self.out_hw) <= 0:
             raise ValueError(f"kernel {self.kernel} (dilation {self.dilation}) does not fit the "
                              f"padded input {self.in_h}x{self.in_w} (padding {self.padding})")
@@ -158,15 +94,20 @@ class Conv2dSpec(_GemmSpec):
                      ifmap_elements=batch * self.in_channels * rows * cols,
                      filter_elements=self.out_channels * self.in_channels // g * kh * kw,
                      ofmap_elements=batch * self.out_channels * ho * wo,
-                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     dims=self.model_dump(exclude=COMPRESSION_FIELDS),
                      weight=self.weight_operand(), activation=self.act_operand())
 
 
-class LinearSpec(_GemmSpec):
+class LinearSpec(GemmSpec):
     op: Literal["linear"]
     in_features: PosInt
     out_features: PosInt
     tokens: PosInt = 1
+
+    @model_validator(mode="after")
+    def _check(self) -> LinearSpec:
+        self._check_filters(self.out_features)
+        return self
 
     def lower(self, batch: int) -> Layer:
         m = batch * self.tokens
@@ -174,27 +115,34 @@ class LinearSpec(_GemmSpec):
                      ifmap_elements=m * self.in_features,
                      filter_elements=self.in_features * self.out_features,
                      ofmap_elements=m * self.out_features,
-                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     dims=self.model_dump(exclude=COMPRESSION_FIELDS),
                      weight=self.weight_operand(), activation=self.act_operand())
 
 
-class MatmulSpec(_GemmSpec):
+class MatmulSpec(GemmSpec):
     op: Literal["matmul"]
     M: PosInt
     K: PosInt
     N: PosInt
     batch: PosInt = 1
 
+    @model_validator(mode="after")
+    def _check(self) -> MatmulSpec:
+        if self.weight_filter_bits is not None or self.weight_block is not None:
+            raise ValueError("a matmul's right operand is an activation: weight_filter_bits "
+                             "and circulant blocks apply to weights only")
+        return self
+
     def lower(self, batch: int) -> Layer:
         c = self.batch * batch
         return Layer(self.name, self.op, "gemm", M=self.M, K=self.K, N=self.N, count=c,
                      ifmap_elements=c * self.M * self.K, filter_elements=c * self.K * self.N,
                      ofmap_elements=c * self.M * self.N, filter_is_weight=False,
-                     dims=self.model_dump(exclude=_COMPRESSION_FIELDS),
+                     dims=self.model_dump(exclude=COMPRESSION_FIELDS),
                      weight=self.weight_operand(), activation=self.act_operand())
 
 
-class PoolSpec(_Spec):
+class PoolSpec(SpecBase):
     op: Literal["maxpool", "avgpool"]
     channels: PosInt
     in_h: PosInt
@@ -230,7 +178,7 @@ class PoolSpec(_Spec):
                      dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
-class GlobalPoolSpec(_Spec):
+class GlobalPoolSpec(SpecBase):
     op: Literal["global_avgpool"]
     channels: PosInt
     in_h: PosInt
@@ -244,11 +192,18 @@ class GlobalPoolSpec(_Spec):
                      dims=self.model_dump(exclude={"name", "op", "inputs"}))
 
 
-class ElementwiseSpec(_Spec):
+class ElementwiseSpec(SpecBase):
     op: Literal["add", "mul", "relu", "gelu", "softmax", "layernorm", "lrn", "sub", "div", "exp",
                 "tanh", "copy", "sigmoid", "silu", "swiglu", "rmsnorm", "rope", "batchnorm",
                 "groupnorm", "hardswish"]
     shape: Annotated[list[PosInt], Field(min_length=1)]
+    #: the nonlinearity computed by segments or a table (simulator.workload.approx)
+    approx: ApproxSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> ElementwiseSpec:
+        _approx(self.approx, self.op)
+        return self
 
     def lower(self, batch: int) -> Layer:
         n = batch
@@ -257,10 +212,15 @@ class ElementwiseSpec(_Spec):
         return Layer(self.name, self.op, "vector",
                      ifmap_elements=n * ELEMENTWISE_INPUTS.get(self.op, 1), ofmap_elements=n,
                      vector_ops=n * ELEMENTWISE_OPS[self.op],
-                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs", "approx"}),
+                     approx=_approx(self.approx, self.op))
 
 
-class VectorSpec(_Spec):
+def _approx(spec: ApproxSpec | None, function: str) -> FunctionApprox | None:
+    return None if spec is None else spec.build(function)
+
+
+class VectorSpec(SpecBase):
     """A run of element-wise / reduction ops on the vector unit with its exact counts, as an
     importer measured them (``label`` says what it computes, e.g. ``rmsnorm``)."""
 
@@ -271,15 +231,23 @@ class VectorSpec(_Spec):
     vector_ops: NonNegInt
     #: storage bits per output element incl. scales (a quantising layer); None: act bits
     out_bits: Annotated[float, Field(gt=0.0, allow_inf_nan=False)] | None = None
+    #: the labelled function computed by segments or a table (simulator.workload.approx)
+    approx: ApproxSpec | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> VectorSpec:
+        _approx(self.approx, self.label)
+        return self
 
     def lower(self, batch: int) -> Layer:
         return Layer(self.name, self.op, "vector", ifmap_elements=batch * self.in_elements,
                      ofmap_elements=batch * self.out_elements,
                      vector_ops=batch * self.vector_ops, output_bits=self.out_bits,
-                     dims=self.model_dump(exclude={"name", "op", "inputs"}))
+                     dims=self.model_dump(exclude={"name", "op", "inputs", "approx"}),
+                     approx=_approx(self.approx, self.label))
 
 
-class EmbeddingSpec(_Spec):
+class EmbeddingSpec(SpecBase):
     """A table lookup (gather): ``tokens`` rows of ``dim`` values read from the table in DRAM
     (only the rows used, not the table), copied to the output (one vector op per value)."""
 
@@ -316,6 +284,8 @@ class NetworkSpec(BaseModel):
     batch_size: PosInt = 1
     seed: int = Field(default=0, ge=0, strict=True)
     layers: Annotated[list[LayerSpec], Field(min_length=1)]
+    #: early-exit branches and their measured exit rates (simulator.workload.dynamic)
+    early_exit: ExitSpec | None = None
 
 
 _LAYER_ADAPTER: TypeAdapter[Any] = TypeAdapter(LayerSpec)
@@ -343,7 +313,13 @@ def parse_network(data: Any, source: str = "<dict>") -> Workload:
     layers = tuple(replace(layer.lower(spec.batch_size),
                            inputs=None if layer.inputs is None else tuple(layer.inputs))
                    for layer in spec.layers)
-    return Workload(spec.name, layers, source=spec.source, path=source, seed=spec.seed)
+    exits = None
+    if spec.early_exit is not None:
+        exits, errs = spec.early_exit.build(names)
+        if errs:
+            raise WorkloadError(source, [(f"early_exit.{p}", m) for p, m in errs])
+    return Workload(spec.name, layers, source=spec.source, path=source, seed=spec.seed,
+                    exits=exits)
 
 
 def label_layer_paths(errors: list[tuple[str, str]],

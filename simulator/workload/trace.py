@@ -7,10 +7,16 @@ A trace is a directory (or the same two files in a ``.zip``):
   (``baseline``, ``compressed``, ``dataset``, ``samples``) and one entry per layer: ``name``,
   ``op``, ``dims`` (the network-spec fields of that op, see :mod:`simulator.workload.layer`),
   ``weight`` (``scheme``, ``bits``, ``density``, ``structure``, ``codebook_size``,
-  ``scale_bits``, ``dequantize`` (both optional on reading, default 0 / false), ``mask``,
-  ``shape``; ``null`` for vector ops), ``activation`` (``bits``, ``density`` -- of its mask
-  when there is one --, ``calibration_density`` over the whole calibration batch, ``mask``,
-  ``shape``) and ``output_bits``. Every field must be present (``null`` where unknown).
+  ``scale_bits``, ``dequantize`` (both optional on reading, default 0 / false), ``block``
+  (circulant block side), ``filter_bits`` (bits per output filter; both optional on
+  reading), ``mask``, ``shape``; ``null`` for vector ops), ``activation`` (``bits``,
+  ``density`` -- of its mask when there is one --, ``calibration_density`` over the whole
+  calibration batch, ``mask``, ``shape``, and optionally ``mask_set`` / ``mask_set_shape``:
+  the masks of several calibration samples, ``(samples, *shape)``), ``output_bits`` and
+  ``approx`` (a vector layer's approximated function, :mod:`simulator.workload.approx`;
+  optional on reading). The manifest may carry ``early_exit`` (exits with their measured
+  rates, :mod:`simulator.workload.dynamic`). Every field is written (``null`` where
+  unknown).
 * ``tensors.npz``: the nonzero masks named by the ``mask`` keys, each ``np.packbits`` of the
   C-order flattened boolean mask; its shape is the entry's ``shape``. Layouts are those of
   :class:`~simulator.workload.layer.Operand`: weights in their tensor layout, activations as one
@@ -37,6 +43,8 @@ import yaml
 
 from simulator.errors import OutputError, TraceError
 from simulator.files import check_output_dir, replace_dir_atomic, write_atomic
+from simulator.workload.approx import approx_fields
+from simulator.workload.dynamic import exit_fields
 from simulator.workload.geometry import pair
 from simulator.workload.layer import Layer, Operand, Workload
 
@@ -147,15 +155,22 @@ def manifest_dict(trace: Trace) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             entry["weight"] = {"scheme": w.scheme, "bits": w.bits, "density": float(w.density),
                                "structure": w.structure, "codebook_size": w.codebook_size,
                                "scale_bits": float(w.scale_bits), "dequantize": w.dequantize,
+                               "block": w.block, "filter_bits": None if w.filter_bits is None
+                               else [int(b) for b in w.filter_bits],
                                "mask": key, "shape": shape}
         a = layer.activation
         key, shape = _mask_entry(a, _safe_key(layer.name, "activation"), a_shape, layer.name,
                                  tensors)
         cal = trace.calibration_density.get(layer.name)
+        set_key, set_shape = (None, None) if a.mask_set is None else _mask_entry(
+            Operand(mask=a.mask_set), _safe_key(layer.name, "activation_set"),
+            (len(a.mask_set), *a_shape), layer.name, tensors)
         entry["activation"] = {"bits": a.bits, "density": float(a.density),
                                "calibration_density": None if cal is None else float(cal),
-                               "mask": key, "shape": shape}
+                               "mask": key, "shape": shape, "mask_set": set_key,
+                               "mask_set_shape": set_shape}
         entry["output_bits"] = trace.output_bits.get(layer.name)
+        entry["approx"] = None if layer.approx is None else approx_fields(layer.approx)
         layers.append(entry)
     acc = trace.accuracy
     manifest = {
@@ -168,6 +183,8 @@ def manifest_dict(trace: Trace) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
             "output_cosine": acc.output_cosine,
             "perplexity": None if acc.perplexity is None else list(acc.perplexity),
             "warning": acc.warning},
+        "early_exit": (None if trace.workload.exits is None
+                       else exit_fields(trace.workload.exits)),
         "layers": layers,
     }
     return manifest, tensors

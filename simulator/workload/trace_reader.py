@@ -82,6 +82,8 @@ class _WeightEntry(_Strict):
     codebook_size: Annotated[int, Field(ge=2, strict=True)] | None
     scale_bits: Annotated[float, Field(ge=0.0, allow_inf_nan=False)] = 0.0
     dequantize: bool = False
+    block: Annotated[int, Field(ge=2, strict=True)] | None = None
+    filter_bits: list[_Bits] | None = None
     mask: str | None
     shape: list[int] | None
 
@@ -92,6 +94,8 @@ class _ActEntry(_Strict):
     calibration_density: _Density | None
     mask: str | None
     shape: list[int] | None
+    mask_set: str | None = None
+    mask_set_shape: list[int] | None = None
 
 
 class _LayerEntry(_Strict):
@@ -101,6 +105,7 @@ class _LayerEntry(_Strict):
     weight: _WeightEntry | None
     activation: _ActEntry
     output_bits: _Bits | None
+    approx: dict[str, Any] | None = None
 
 
 class _AccuracyEntry(_Strict):
@@ -121,6 +126,7 @@ class _Manifest(_Strict):
     batch_size: int = Field(gt=0, strict=True)
     recipe: dict[str, Any] | None
     accuracy: _AccuracyEntry | None
+    early_exit: dict[str, Any] | None = None
     layers: list[_LayerEntry] = Field(min_length=1)
 
 
@@ -183,6 +189,8 @@ def _parse_manifest(text: str, source: str) -> _Manifest:
 def _load_npz(data: bytes | None, source: str, manifest: _Manifest) -> dict[str, np.ndarray]:
     keys = [e.mask for lay in manifest.layers for e in (lay.weight, lay.activation)
             if e is not None and e.mask is not None]
+    keys += [lay.activation.mask_set for lay in manifest.layers
+             if lay.activation.mask_set is not None]
     if not keys:
         return {}
     if data is None:
@@ -200,7 +208,7 @@ def _load_npz(data: bytes | None, source: str, manifest: _Manifest) -> dict[str,
 
 
 def _unpack(arrays: Mapping[str, np.ndarray], key: str, shape: list[int] | None,
-            expected: tuple[int, ...], density: float, where: str,
+            expected: tuple[int, ...], density: float | None, where: str,
             errors: list[tuple[str, str]]) -> np.ndarray | None:
     if shape is None:
         errors.append((f"{where}.shape", f"required when a mask is given (expected "
@@ -221,7 +229,7 @@ def _unpack(arrays: Mapping[str, np.ndarray], key: str, shape: list[int] | None,
         return None
     mask = np.unpackbits(packed, count=n).astype(bool).reshape(shape)
     actual = float(mask.mean()) if n else 1.0
-    if abs(actual - density) > _DENSITY_TOL + 0.5 / max(n, 1):
+    if density is not None and abs(actual - density) > _DENSITY_TOL + 0.5 / max(n, 1):
         errors.append((f"{where}.density", f"{density} disagrees with its mask "
                                            f"({int(mask.sum())}/{n} = {actual:.6g} nonzero)"))
     return mask
@@ -239,6 +247,12 @@ def _build(man: _Manifest, arrays: Mapping[str, np.ndarray], man_name: str, npz_
                         weight_scale_bits=w.scale_bits, weight_dequantize=w.dequantize)
             if w.codebook_size is not None:
                 spec["codebook_size"] = w.codebook_size
+            if w.block is not None:
+                spec["weight_block"] = w.block
+            if w.filter_bits is not None:
+                spec["weight_filter_bits"] = w.filter_bits
+        if lay.approx is not None:
+            spec["approx"] = lay.approx
         spec_layers.append(spec)
     errors: list[tuple[str, str]] = []
     for i, lay in enumerate(man.layers):
@@ -250,8 +264,11 @@ def _build(man: _Manifest, arrays: Mapping[str, np.ndarray], man_name: str, npz_
     if errors:
         raise _fail(man_name, errors)
     try:
-        wl = parse_network({"name": man.model, "source": f"trace ({man.source})",
-                            "batch_size": man.batch_size, "layers": spec_layers}, source=path)
+        net: dict[str, Any] = {"name": man.model, "source": f"trace ({man.source})",
+                               "batch_size": man.batch_size, "layers": spec_layers}
+        if man.early_exit is not None:
+            net["early_exit"] = man.early_exit
+        wl = parse_network(net, source=path)
     except WorkloadError as exc:
         raise _fail(man_name, [(f"{p} (dims)" if p else p, m) for p, m in exc.errors]
                     ) from None
@@ -272,6 +289,16 @@ def _build(man: _Manifest, arrays: Mapping[str, np.ndarray], man_name: str, npz_
             act = replace(act, mask=_unpack(arrays, lay.activation.mask, lay.activation.shape,
                                             a_shape, lay.activation.density,
                                             f"{where}.activation", errors))
+        a_set = lay.activation
+        if a_set.mask_set is not None:
+            shape = a_set.mask_set_shape
+            n = shape[0] if shape else 0
+            masks = _unpack(arrays, a_set.mask_set, shape, (n, *a_shape), None,
+                            f"{where}.activation.mask_set", errors)
+            if masks is not None and n < 1:
+                errors.append((f"{where}.activation.mask_set_shape", "needs at least one "
+                                                                    "sample"))
+            act = replace(act, mask_set=masks if masks is not None and n else None)
         layers.append(replace(layer, weight=weight, activation=act))
     if errors:
         raise _fail(f"{man_name} / {npz_name}", errors)
