@@ -100,7 +100,8 @@ def context_key(ctx: MappingContext) -> tuple[Any, ...]:
     """The per-layer part of a mapping context (the options and prices are in the base)."""
     views = None if ctx.buffers is None else tuple(
         (b, dataclasses.astuple(v)) for b, v in sorted(ctx.buffers.items()))
-    return (tuple(sorted(ctx.resident)), ctx.keep_output, views, ctx.kept_inputs)
+    return (tuple(sorted(ctx.resident)), ctx.keep_output, views, ctx.kept_inputs,
+            ctx.fold_classes)
 
 
 def key(base: str, layer: Layer, ctx: MappingContext, pin: bool, hashes: MaskHashes,
