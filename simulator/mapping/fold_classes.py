@@ -85,17 +85,17 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
     st = np.minimum(store_tail, stores)
     buffer_of = {"ifmap": "ifmap", "filter": "filter", "psum": "ofmap"}
     whole, need = {}, {}
-    quiet = np.errstate(divide="ignore", invalid="ignore")  # a buffer with no room left
+
     for op, b in (("ifmap", "ifmap"), ("filter", "filter")):
         whole[op] = h[op] <= cap[b] / 2
-        with quiet:
+        with np.errstate(divide="ignore", invalid="ignore"):  # a buffer with no room left
             need[op] = np.where(whole[op], (loads[op] - h[op]) /
                                 np.maximum(cap[b] - h[op], 1e-9), loads[op] / cap[b])
     edge = np.maximum(h["psum"], st)
     whole["psum"] = edge <= cap["ofmap"] / 2
     rest_o = loads["psum"] - h["psum"] + stores - st
     total_o = loads["psum"] + stores
-    with quiet:
+    with np.errstate(divide="ignore", invalid="ignore"):  # a buffer with no room left
         need["psum"] = np.where(
             whole["psum"], np.where(total_o <= cap["ofmap"], total_o / cap["ofmap"],
                                     np.maximum(rest_o / np.maximum(cap["ofmap"] - edge, 1e-9),
