@@ -11,9 +11,11 @@ one middle, last) and gives each row its multiplicity (``n - 2`` for the middle 
 closed form (prefix sums over the classes' pieces). Cost: O(classes + tiles), not O(folds).
 
 **When it applies** (else the caller uses every fold, the long way): the innermost non-trivial
-loop is a tile loop with one unit per tile and every loop inside it trivial (the layer's
-within-tile loops run over one unit), no partial sums are read back (read-after-write pins a
-fold to its producer), and no zero-skipping lane work (each fold's busiest lane differs).
+loop is either the innermost within-tile loop over a tile's units (each tile's units become
+first, one middle and last; the tiles of one dimension hold equal counts but the last) or,
+when every within-tile loop runs over one unit, a tile loop; no partial sums are read back
+(read-after-write pins a fold to its producer), and no zero-skipping lane work (each fold's
+busiest lane differs).
 Exactness is tested fold against class (``tests/test_fold_classes.py``): identical tiles,
 cycles and counts on random layers and nests.
 """
@@ -40,8 +42,9 @@ def fold_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
     """The fold table of ``nest`` with its innermost run of identical folds collapsed
     (module docstring) and each row's multiplicity, or ``None`` when that does not apply."""
     tiles = {d: grid.axes[d].tiles(nest.per_tile[d]) for d in DIMS}
-    if any(int(tiles[d][1].max()) > 1 for d in grid.within):
-        return None  # folds inside a tile: not a run of identical folds
+    busy_within = [d for d in grid.within if int(tiles[d][1].max()) > 1]
+    if busy_within:
+        return _within_classes(grid, nest, storage, nbytes, busy_within[-1], tiles)
     inner = [d for d in nest.order if len(tiles[d][0]) > 1]
     if not inner:
         return None
@@ -59,10 +62,47 @@ def fold_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
         reduced = Axis(int(units.sum()), units)
     small = dataclasses.replace(grid, axes={**grid.axes, d: reduced})
     ft = full_fold_table(small, nest, storage, nbytes)
-    if ft.loads["psum"].any():
-        return None
     mult = np.where(ft.tile[d] == 1, n - 2, 1).astype(np.int64)
-    return ft, mult
+    return (ft, mult) if _raw_ok(ft, mult, d) else None
+
+
+def _raw_ok(ft: FoldTable, mult: np.ndarray, d: str) -> bool:
+    """Read-after-write survives the classes: partial sums are read back only by single
+    folds from single folds, and ``d`` does not merge output slices (K only)."""
+    raw = ft.producer >= 0
+    if not raw.any():
+        return True
+    return d == "K" and bool(np.all(mult[raw] == 1)) and bool(np.all(mult[ft.producer[raw]] == 1))
+
+
+def _within_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
+                    nbytes: Mapping[str, OperandBytes], d: str,
+                    tiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+                    ) -> tuple[FoldTable, np.ndarray] | None:
+    """Classes along the innermost within-tile loop ``d`` (the folds over a tile's units of
+    ``d``): each tile's units become first, one middle, last (a tile of fewer than three
+    units keeps them), the middle one standing for the tile's ``count - 2``."""
+    first, count, _ = tiles[d]
+    per = int(count.max())
+    if per < MIN_RUN:
+        return None
+    units = grid.axes[d].units
+    assert units is not None  # a within-tile loop runs over a spatial axis
+    pick, mid_count = [], []
+    for f, c in zip(first.tolist(), count.tolist(), strict=True):
+        if c >= 3:
+            pick += [f, f + 1, f + c - 1]
+            mid_count += [1, c - 2, 1]
+        else:
+            pick += list(range(f, f + c))
+            mid_count += [1] * c
+    small_units = units[pick]
+    small = dataclasses.replace(grid, axes={**grid.axes, d: Axis(int(small_units.sum()),
+                                                                 small_units)})
+    ft = full_fold_table(small, dataclasses.replace(nest, per_tile={**nest.per_tile, d: 3}),
+                         storage, nbytes)
+    mult = np.asarray(mid_count, dtype=np.int64)[ft.unit[d]]
+    return (ft, mult) if _raw_ok(ft, mult, d) else None
 
 
 def _to_int_cum(cum: np.ndarray) -> np.ndarray:
@@ -72,12 +112,13 @@ def _to_int_cum(cum: np.ndarray) -> np.ndarray:
 
 
 def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
-                        stores: np.ndarray, mult: np.ndarray, capacity: Mapping[str, float],
-                        head: Mapping[str, np.ndarray], tail: np.ndarray,
-                        store_tail: np.ndarray) -> TileSchedule:
+                        stores: np.ndarray, producer: np.ndarray, mult: np.ndarray,
+                        capacity: Mapping[str, float], head: Mapping[str, np.ndarray],
+                        tail: np.ndarray, store_tail: np.ndarray) -> TileSchedule:
     """:func:`~simulator.mapping.tiles.build_tiles` over fold classes (row ``r`` stands for
-    ``mult[r]`` consecutive identical folds; no read-after-write), in closed form. The
-    piece rules are that function's, per class; the grouping the same."""
+    ``mult[r]`` consecutive identical folds; ``producer``: the row whose stores a row's
+    partial-sum loads read, both single folds), in closed form. The piece rules are that
+    function's, per class; the grouping the same."""
     margin = {"ifmap": 1.0, "filter": 1.0, "ofmap": 2.0}
     cap = {b: capacity[b] - margin[b] if capacity[b] > 2 * margin[b] else capacity[b]
            for b in margin}
@@ -151,9 +192,10 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
                       for v in ends_k) if len(p) else 0.0
         if math.isfinite(cap[b]) and cap[b] > 0 and largest > 0:
             group = min(group, max(1, int(cap[b] // (largest * (1 + 1e-12)))))
-    starts = np.arange(0, n_p, group, dtype=np.int64)
-    bounds = np.append(starts, n_p)
     first_piece = np.cumsum(mult * p) - mult * p
+    raw = producer >= 0
+    starts = np.union1d(np.arange(0, n_p, group, dtype=np.int64), first_piece[raw])
+    bounds = np.append(starts, n_p)
     fold_sum = prefix(p, every)
     cum_rows = {k: np.concatenate([[0], np.cumsum(v * mult)]) for k, v in fold_sum.items()}
     # where every boundary falls: class, whole folds before it in the class, pieces into one
@@ -179,4 +221,18 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
                                    .astype(np.int64)),
         tail_cycles=np.minimum(t_busy, last_of["tail"]),
         store_tail_bytes=np.minimum(t_store, np.ceil(last_of["st"] - 1e-9).astype(np.int64)),
-        psum_after=np.full(len(starts), -1, dtype=np.int64))
+        psum_after=_after(starts, first_piece, mult * p, producer))
+
+
+def _after(starts: np.ndarray, first_piece: np.ndarray, pieces: np.ndarray,
+           producer: np.ndarray) -> np.ndarray:
+    """Per tile, the tile holding the last piece of the fold whose partial sums its first
+    fold reads back (``-1``: none), as build_tiles records it."""
+    out = np.full(len(starts), -1, dtype=np.int64)
+    raw = np.flatnonzero(producer >= 0)
+    if len(raw):
+        prod = producer[raw]
+        last = first_piece[prod] + pieces[prod] - 1
+        out[np.searchsorted(starts, first_piece[raw])] = \
+            np.searchsorted(starts, last, side="right") - 1
+    return out

@@ -202,8 +202,9 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
                             np.where(prod >= 0, prod + offsets, -1), capacity,
                             head=heads, tail=tail, store_tail=store_tail)
     else:
-        tiles = build_tiles_classes(busy, loads, np.tile(ft.stores, g), wg, capacity, heads,
-                                    tail, store_tail)
+        tiles = build_tiles_classes(busy, loads, np.tile(ft.stores, g),
+                                    np.where(prod >= 0, prod + offsets, -1), wg, capacity,
+                                    heads, tail, store_tail)
     folds = g * int(w.sum())
     used = int((ext[df.rows] * ext[df.cols] * w).sum()) * g
     # a packed kind's view holds K' = ceil(K / pack) words: SRAM reads count the elements
