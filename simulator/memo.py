@@ -18,9 +18,10 @@ capacity left, kept input share). Two cases add the layer's **name**, because th
 depends on it: an operand with a density but no mask draws its mask from a seed derived from
 the name (:func:`simulator.mapping.masks.mask_seed`), so two such layers are equal only in
 distribution, not in their counts; and a unit configured per layer name (the FPGA target's
-``folding:``). The shortcut is exact by construction, and tested equal to simulating every
-layer (``tests/test_memo.py``: reports identical with and without the memo, residency and
-preload included).
+``folding:``, an ``explicit`` placement of layers by name on several PE arrays). The
+shortcut is exact by construction, and tested equal to simulating every layer
+(``tests/test_memo.py``: reports identical with and without the memo, residency and preload
+included).
 """
 
 from __future__ import annotations

@@ -284,6 +284,8 @@ def simulate(arch: ArchConfig, workload: Workload,
         plan.base_key = base_key(arch_text, base, workload.seed)
         plan.named = frozenset(name for u in acc.units.values()
                                for name in getattr(getattr(u, "params", None), "folding", {}))
+        if getattr(getattr(acc.placement, "params", None), "layers", None):
+            plan.named = frozenset(la.name for la in workload.layers)  # placed by name
     results = tuple(plan.run(i, layer, workload.seed) for i, layer in enumerate(workload.layers))
     if len(acc.units) > 1:  # each array with the layers its placement gave it
         for name, unit in acc.units.items():
