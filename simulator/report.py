@@ -150,6 +150,8 @@ class Report:
         cycles (its layers' total cycles; units never overlap) and utilisation: its PEs'
         busy share (effectual MACs at each layer's rate) of the whole network's time, and of
         its own layers' time (``utilisation_when_active``)."""
+        import pandas as pd
+
         df = self.layers
         total = int(df["total_cycles"].sum())
         rows = []
