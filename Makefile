@@ -41,6 +41,7 @@ bench: venv
 	$(BIN)/python benchmarks/speed.py
 	$(BIN)/python benchmarks/sparse.py
 	$(BIN)/python benchmarks/search.py
+	$(BIN)/python benchmarks/engine_speed.py
 
 bench-sweep: venv
 	$(BIN)/python benchmarks/sweep.py

@@ -10,7 +10,8 @@ Public API::
     sweep("workloads/sweeps/edge_dse.yaml", "results/edge")   # design-space exploration
 """
 
-import simulator.sweep as sweep  # a package you can call: simulator.sweep(SWEEP, RESULTS)
+from typing import TYPE_CHECKING
+
 from simulator.arch.config import ArchConfig, parse_arch
 from simulator.arch.loader import load_arch
 from simulator.cost.table import EnergyTable
@@ -26,10 +27,13 @@ from simulator.errors import (
 from simulator.report import LayerResult, Report
 from simulator.simulation import simulate
 from simulator.workload.layer import Layer, Operand, Workload
-from simulator.workload.loader import load_workload
-from simulator.workload.spec import parse_network
-from simulator.workload.trace import Trace, write_trace
-from simulator.workload.trace_reader import read_trace
+
+if TYPE_CHECKING:
+    import simulator.sweep as sweep
+    from simulator.workload.loader import load_workload
+    from simulator.workload.spec import parse_network
+    from simulator.workload.trace import Trace, write_trace
+    from simulator.workload.trace_reader import read_trace
 
 __all__ = [
     "ArchConfig", "ConfigError", "EnergyError", "EnergyTable", "Layer", "LayerResult",
@@ -46,3 +50,22 @@ def compress(*args: object, **kwargs: object) -> object:
     from simulator.frontend import compress as _compress
 
     return _compress(*args, **kwargs)  # type: ignore[arg-type]
+
+
+#: Names imported on first use (``import simulator`` stays light: the network-spec and trace
+#: models, Dask, pyarrow and the frontend load only when a program asks for them).
+_LAZY = {"load_workload": "simulator.workload.loader", "parse_network": "simulator.workload.spec",
+         "Trace": "simulator.workload.trace", "write_trace": "simulator.workload.trace",
+         "read_trace": "simulator.workload.trace_reader"}
+
+
+def __getattr__(name: str) -> object:
+    """The lazily imported names of :data:`_LAZY`, and ``simulator.sweep`` (a package you can
+    call: ``simulator.sweep(SWEEP, RESULTS)``)."""
+    import importlib
+
+    if name == "sweep":
+        return importlib.import_module("simulator.sweep")
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'simulator' has no attribute {name!r}")

@@ -33,15 +33,18 @@ With unlimited bandwidth and no latency, total cycles equal the sum of busy cycl
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Generator
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import simpy
 
 from simulator.hardware.memory import Dram
 from simulator.mapping.schedule import TileSchedule
+from simulator.mapping.tile_runs import CYCLICITY, Run, find_runs, fit, shorten
 
 Event = tuple[int, str, float]  # (tile, event name, cycle)
 _EPS = 1e-9
@@ -84,13 +87,30 @@ class Channels:
 
 
 def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: int = 2,
-              log: list[Event] | None = None) -> Timing:
+              log: list[Event] | None = None, runs: bool = True) -> Timing:
     """Simulate one layer's tiles through load -> compute -> drain; return its timing.
 
     ``log``, when given, receives ``(tile, event, cycle)`` tuples: ``load_start``
     (reads issued), ``head_end``, ``load_end``, ``compute_start``, ``compute_end``,
-    ``drain_end``.
+    ``drain_end`` (of every tile: the long way). ``runs``: shorten runs of repeated tiles
+    (:func:`run_runs`, exact); ``False`` steps through every tile, the long way.
     """
+    busy = int(tiles.busy_cycles.sum())
+    moved = int(tiles.load_bytes.sum() + tiles.store_bytes.sum())
+    rate = dram.bytes_per_cycle
+    dram_busy = 0 if math.isinf(rate) else math.ceil(moved / rate - _EPS)
+    if log is None and runs:
+        end = run_runs(tiles, dram, in_slots, out_slots)
+    else:
+        end = _simulate(tiles, dram, in_slots, out_slots, log)[0]
+    return Timing(total_cycles=max(0, math.ceil(end - _EPS - 1e-12 * end)), busy_cycles=busy,
+                  dram_busy_cycles=dram_busy)
+
+
+def _simulate(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int,
+              log: list[Event] | None, record: bool = False
+              ) -> tuple[float, dict[str, list[float]]]:
+    """The SimPy run: its end time and, if ``record``, every tile's event times."""
     env = simpy.Environment()
     dma = Channels(env, dram.channels, dram.bytes_per_cycle, dram.latency_cycles)
     in_free = simpy.Container(env, capacity=in_slots, init=in_slots)
@@ -111,6 +131,9 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
     body_at = [0.0] * n
     tail_at = [0.0] * n
     note = log.append if log is not None else None
+    marks: dict[str, list[float]] = {k: [0.0] * n for k in ("load", "start", "end", "drain")}
+    mark_load, mark_start, mark_end, mark_drain = (marks[k] for k in ("load", "start", "end",
+                                                                      "drain"))
 
     def wait_until(at: float) -> simpy.Event | None:
         return env.timeout(at - env.now) if at > env.now else None
@@ -120,6 +143,7 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
             yield in_free.get(1)
             if after[t] >= 0 and not drained[after[t]].processed:
                 yield drained[after[t]]
+            mark_load[t] = env.now
             h = min(head[t], total_load[t])
             head_at[t] = dma.book(h, read=True)
             rest_at[t] = max(head_at[t], dma.book(total_load[t] - h, read=True))
@@ -137,6 +161,7 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
             ev = wait_until(head_at[t])
             if ev is not None:
                 yield ev
+            mark_start[t] = env.now
             if note:
                 note((t, "compute_start", env.now))
             body_at[t] = dma.book(store[t] - min(store_tail[t], store[t]), read=False)
@@ -144,6 +169,7 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
             ev = wait_until(end)
             if ev is not None:
                 yield ev
+            mark_end[t] = env.now
             if note:
                 note((t, "compute_end", env.now))
             # its last stores are issued before the input slot frees for the next prefetch
@@ -158,6 +184,7 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
             ev = wait_until(tail_at[t])
             if ev is not None:
                 yield ev
+            mark_drain[t] = env.now
             if note:
                 note((t, "drain_end", env.now))
             drained[t].succeed()
@@ -167,6 +194,72 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
     env.process(compute())
     finished = env.process(drain())
     env.run(until=finished)
-    return Timing(total_cycles=max(0, math.ceil(env.now - _EPS - 1e-12 * env.now)),
-                  busy_cycles=int(sum(busy)),
-                  dram_busy_cycles=math.ceil(dma.busy / dram.channels - _EPS))
+    times: dict[str, list[float]] = {}
+    if record:
+        times = {"head": head_at, "rest": rest_at, "body": body_at, "tail": tail_at,
+                 **{k: v for k, v in marks.items()}}
+    return float(env.now), times
+
+
+def run_runs(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int) -> float:
+    """The layer's end time, simulating each run of repeated tiles
+    (:mod:`simulator.mapping.tile_runs`) only around its ends.
+
+    A run of ``b`` blocks of ``q`` identical tiles keeps ``head`` blocks and ``tail`` blocks.
+    The engine's state is the event times of the last few tiles (slots, channel queues and
+    waits reach back at most ``in_slots + out_slots + 2`` tiles), so when every event of the
+    kept blocks around the cut recurs exactly one period ``P`` later, the removed blocks
+    would have repeated it and every later event is ``P`` per removed block later: the end is
+    the short run's end plus the removed blocks times ``P``. A run whose events around the
+    cut are not periodic keeps four times as many head blocks (a longer transient) or, when
+    it has no more, is simulated whole. The steady state may repeat every ``c`` blocks
+    (``c`` up to :data:`~simulator.mapping.tile_runs.CYCLICITY`: a latency-bound pipeline
+    alternates between two timings); removed blocks are a multiple of every such ``c``.
+    Tested equal to the tile-by-tile run on random schedules (``tests/test_tile_runs.py``).
+    """
+    window = in_slots + out_slots + 2
+    found = find_runs(tiles, 3, 3, window)
+    for _ in range(4):
+        if not found:
+            break
+        short, idx = shorten(tiles, found)
+        end, times = _simulate(short, dram, in_slots, out_slots, None, record=True)
+        arrays = {k: np.asarray(v) for k, v in times.items()}
+        start_of = {int(i): j for j, i in enumerate(idx)}
+        shift, retry, ok = 0.0, [], True
+        for run in found:
+            period = _period(arrays, start_of[run.start], run, window)
+            if period is None:
+                ok = False
+                longer = fit(dataclasses.replace(run, head=4 * run.head))
+                if longer is not None:
+                    retry.append(longer)
+                continue
+            span, blocks = period
+            shift += span * ((run.removed // run.period) // blocks)
+            retry.append(run)
+        if ok:
+            return end + shift
+        found = retry
+    return _simulate(tiles, dram, in_slots, out_slots, None)[0]
+
+
+def _period(times: dict[str, np.ndarray], start: int, run: Run,
+            window: int) -> tuple[float, int] | None:
+    """``(P, c)`` if every event around the run's cut recurs ``P`` cycles and ``c`` blocks
+    later (the least such ``c`` up to the cyclicity bound), else None."""
+    q = run.period
+    cut = start + run.head * q
+    ref = times["start"]
+    for c in range(1, CYCLICITY + 1):
+        span = c * q
+        reach = (-(-window // span) + 1) * span
+        lo, hi = cut - reach, cut + reach
+        if lo < start or hi + span > start + (run.head + run.tail) * q:
+            break
+        period = float(ref[cut] - ref[cut - span])
+        if all(np.all(np.abs(v[lo + span: hi + span] - v[lo: hi] - period)
+                      <= 1e-9 * np.maximum(1.0, np.abs(v[lo + span: hi + span])))
+               for v in times.values()):
+            return period, c
+    return None

@@ -12,9 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from simulator.cost.metrics import energy_totals
 from simulator.cost.table import EnergyTable, layer_energy_pj, price
@@ -135,6 +136,8 @@ class Report:
     @cached_property
     def layers(self) -> pd.DataFrame:
         """One row per layer, columns :data:`LAYER_COLUMNS` (``energy_pj``: counts x table)."""
+        import pandas as pd
+
         fields = [c for c in LAYER_COLUMNS if c != "energy_pj"]  # priced below; no asdict copy
         rows = [{k: getattr(r, k) for k in fields} for r in self.results]
         df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
@@ -147,6 +150,8 @@ class Report:
         cycles (its layers' total cycles; units never overlap) and utilisation: its PEs'
         busy share (effectual MACs at each layer's rate) of the whole network's time, and of
         its own layers' time (``utilisation_when_active``)."""
+        import pandas as pd
+
         df = self.layers
         total = int(df["total_cycles"].sum())
         rows = []
@@ -178,6 +183,8 @@ class Report:
     @cached_property
     def actions(self) -> pd.DataFrame:
         """Long table of action counts: ``arch, layer, component, action, count``."""
+        import pandas as pd
+
         rows = [(self.arch, r.layer, comp, act, n)
                 for r in self.results for (comp, act), n in r.actions.items()]
         return pd.DataFrame(rows, columns=["arch", "layer", "component", "action", "count"])
@@ -255,6 +262,8 @@ class Report:
         return [target / file for file in texts]
 
     def _texts(self, fmt: str) -> dict[str, str]:
+        import pandas as pd
+
         if fmt == "json":
             return {"report.json": self.to_json()}
         return {"layers.csv": self.layers.to_csv(index=False),

@@ -38,6 +38,8 @@ from simulator.cost.table_file import table_for
 from simulator.engine import run_tiles
 from simulator.mapping.options import BufferView, MappingContext, MappingCosts
 from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
+from simulator.memo import LayerCache, MaskHashes, Outcome, base_key, renamed
+from simulator.memo import key as memo_key
 from simulator.report import LayerResult, Preload, Report
 from simulator.workload.layer import Layer, Workload
 
@@ -161,6 +163,11 @@ class _Residency:
     last_use: dict[int, int] = field(default_factory=dict)
     preload_bytes: list[int] = field(default_factory=list)
     producers: list[tuple[int, ...]] = field(default_factory=list)
+    #: the layer memo (None: every layer mapped and simulated, the long way) and its keys
+    cache: LayerCache | None = None
+    base_key: str = ""
+    hashes: MaskHashes = field(default_factory=MaskHashes)
+    named: frozenset[str] = frozenset()
 
     def __post_init__(self) -> None:
         self.producers = self.workload.producers()
@@ -178,37 +185,56 @@ class _Residency:
         res = self.acc.arch.residency
         srcs = self.producers[i]
         resident, kept_share = self._inputs_on_chip(layer, srcs)
-        out = self._out_bytes(i)
+        out_bytes = self._out_bytes(i)
         live = sum(self.live.values())
         keep = (res.activations == "keep" and i in self.last_use
-                and live + out <= self.acc.buffers["ifmap"].capacity_bytes)
-        views = {"ifmap": self.view("ifmap", live + (out if keep else 0.0)),
+                and live + out_bytes <= self.acc.buffers["ifmap"].capacity_bytes)
+        views = {"ifmap": self.view("ifmap", live + (out_bytes if keep else 0.0)),
                  "filter": self.view("filter", self.pinned), "ofmap": self.view("ofmap", 0.0)}
         ctx = dataclasses.replace(self.base, resident=frozenset(resident), keep_output=keep,
                                   buffers=views, kept_inputs=kept_share)
         pin = res.weights == "preload" and self.pinning and layer.kind == "gemm" \
             and layer.filter_is_weight
-        m = None
+        out = None
         if pin:
-            m = map_layer(layer, self.acc, seed,
-                          dataclasses.replace(ctx, resident=ctx.resident | {"filter"}),
-                          self.unit_costs)
             room = self.acc.buffers["filter"].capacity_bytes - self.pinned
-            if m.weight_bytes > room:
-                self.pinning, m = False, None
+            out = self._outcome(layer, seed, dataclasses.replace(
+                ctx, resident=ctx.resident | {"filter"}), True, room)
+            if out.result is None:
+                self.pinning, out = False, None
         preload = 0
-        if m is None:
-            m = map_layer(layer, self.acc, seed, ctx, self.unit_costs)
+        if out is None:
+            out = self._outcome(layer, seed, ctx, False, math.inf)
         else:
-            preload = math.ceil(m.weight_bytes)
-            self.pinned += m.weight_bytes
+            preload = math.ceil(out.weight_bytes)
+            self.pinned += out.weight_bytes
         self.preload_bytes.append(preload)
         for s in srcs:
             if self.last_use.get(s) == i:
                 self.live.pop(s, None)
-        if keep and m.kept_bytes:
-            self.live[i] = out
-        return _result(layer, m, self.acc, preload)
+        if keep and out.kept_bytes:
+            self.live[i] = out_bytes
+        assert out.result is not None
+        return renamed(out.result, layer, preload)
+
+    def _outcome(self, layer: Layer, seed: int, ctx: MappingContext, pin: bool,
+                 room: float) -> Outcome:
+        """Map ``layer`` in ``ctx`` and, if its weights fit ``room`` (pinned), simulate it;
+        from the memo when an equal layer ran in an equal context (:mod:`simulator.memo`)."""
+        k = None
+        if self.cache is not None:
+            k = memo_key(self.base_key, layer, ctx, pin, self.hashes,
+                         by_name=layer.name in self.named)
+            hit = self.cache.get(k)
+            if hit is not None and (hit.result is not None or hit.weight_bytes > room):
+                return hit if hit.weight_bytes <= room else Outcome(None, hit.weight_bytes,
+                                                                    hit.kept_bytes)
+        m = map_layer(layer, self.acc, seed, ctx, self.unit_costs)
+        result = _result(layer, m, self.acc, 0) if m.weight_bytes <= room else None
+        out = Outcome(result, m.weight_bytes, m.kept_bytes)
+        if k is not None and self.cache is not None:
+            self.cache.put(k, out)
+        return out
 
     def _inputs_on_chip(self, layer: Layer, srcs: tuple[int, ...]) -> tuple[set[str], float]:
         """Operands already on chip (a GEMM's input, a matmul's right operand) and the share
@@ -228,13 +254,18 @@ class _Residency:
 
 
 def simulate(arch: ArchConfig, workload: Workload,
-             energy_table: EnergyTable | None = None) -> Report:
+             energy_table: EnergyTable | None = None, *, cache: LayerCache | None = None,
+             memo: bool = True) -> Report:
     """Simulate ``workload`` on ``arch``; pure (no printing, no files, no global state).
 
     Energy: ``energy_table`` if given, else the one ``arch.energy_table`` names, else the
     default 45 nm table (:func:`simulator.cost.table_file.table_for`). Every counted action
     must have an entry (one :class:`~simulator.errors.EnergyError` lists all missing ones).
     The table also prices the tiling search's candidates (:mod:`simulator.mapping.search`).
+
+    Identical layers are mapped and simulated once (:mod:`simulator.memo`): within this call
+    always (``memo=False`` runs every layer, the long way), across calls when the same
+    ``cache`` (a :class:`~simulator.memo.LayerCache`) is passed to each.
     """
     acc = build(arch)
     if len(acc.units) == 1:
@@ -246,6 +277,15 @@ def simulate(arch: ArchConfig, workload: Workload,
     base = MappingContext(params=arch.mapping, costs=unit_costs[next(iter(acc.units))],
                           memo={})
     plan = _Residency(acc, workload, base, unit_costs)
+    if memo:
+        plan.cache = cache if cache is not None else LayerCache()
+        arch_text = repr((dataclasses.replace(arch, name="", source="", warnings=()),
+                          sorted((n, repr(c)) for n, c in unit_costs.items())))
+        plan.base_key = base_key(arch_text, base, workload.seed)
+        plan.named = frozenset(name for u in acc.units.values()
+                               for name in getattr(getattr(u, "params", None), "folding", {}))
+        if getattr(getattr(acc.placement, "params", None), "layers", None):
+            plan.named = frozenset(la.name for la in workload.layers)  # placed by name
     results = tuple(plan.run(i, layer, workload.seed) for i, layer in enumerate(workload.layers))
     if len(acc.units) > 1:  # each array with the layers its placement gave it
         for name, unit in acc.units.items():

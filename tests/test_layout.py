@@ -26,7 +26,7 @@ STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "
           "simulation", "frontend", "validation", "rtl", "sweep", "reporting", "cli"]
 _STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
              "printing": "cli", "exploration": "cli",
-             "llm": "simulation", "dynamic": "simulation",
+             "llm": "simulation", "dynamic": "simulation", "memo": "simulation",
              "__init__": "cli",
              "__main__": "cli"}
 

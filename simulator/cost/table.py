@@ -12,9 +12,10 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
+if TYPE_CHECKING:
+    import pandas as pd
 
 from simulator.cost.technology import scale_factor
 from simulator.errors import EnergyError
@@ -77,6 +78,8 @@ class EnergyTable:
 
     def frame(self) -> pd.DataFrame:
         """The table as ``component, action, pj_per_action, unit, kind, chosen_by, source``."""
+        import pandas as pd
+
         rows = [(c, a, e.pj, e.unit, e.kind, e.chosen_by, e.source)
                 for (c, a), e in sorted(self.entries.items())]
         return pd.DataFrame(rows, columns=["component", "action", "pj_per_action", "unit",

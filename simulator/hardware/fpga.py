@@ -52,10 +52,12 @@ import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from simulator.errors import ConfigError, MappingError
 from simulator.files import read_yaml
@@ -297,6 +299,8 @@ def fpga_report(unit: FinnDataflow, layers: Iterable[Layer],
     totals: resources used, utilisation of each (``<resource>_utilisation``), frames per
     second at the clock (the slowest layer sets the pipeline's interval) and the latency of
     one frame (sum of layer cycles). A network over budget is a :class:`FpgaFitError`."""
+    import pandas as pd
+
     plans = [unit.plan(la) for la in layers if la.kind == "gemm"]
     if not plans:
         raise MappingError("no GEMM layer to place on the FPGA")
@@ -313,6 +317,8 @@ def fpga_report(unit: FinnDataflow, layers: Iterable[Layer],
 
 def resource_frame(unit: FinnDataflow, totals: Mapping[str, float]) -> pd.DataFrame:
     """One row per resource of the part: used (network total), budget, utilisation."""
+    import pandas as pd
+
     return pd.DataFrame({"resource": list(RESOURCES),
                          "used": [int(totals[r]) for r in RESOURCES],
                          "budget": [int(getattr(unit.device, r)) for r in RESOURCES],

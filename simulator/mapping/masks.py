@@ -28,8 +28,6 @@ import zlib
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
-from scipy.optimize import brentq
-from scipy.special import erfc
 
 from simulator.mapping.schedule import MAX_MASK_ELEMENTS, check_size
 from simulator.workload.geometry import conv_out, pair
@@ -81,6 +79,8 @@ def magnitude_mask(shape: tuple[int, int, int], density: float, seed: int,
                    sigma: tuple[float, float] = MAGNITUDE_SIGMA) -> np.ndarray:
     """A ``(g, K, N)`` mask of magnitude pruning on uneven row/column scales (module
     docstring), seeded; in chunks of about 4 M values."""
+    from scipy.special import erfc  # scipy loads only for magnitude masks
+
     g, k, n = shape
     rng = np.random.default_rng(seed)
     out = np.empty(shape, dtype=bool)
@@ -103,6 +103,9 @@ def _threshold(s_n: np.ndarray, u_k: np.ndarray, density: float) -> float:
         v = np.sort(v)
         q = min(len(v), 512)  # mid-quantiles: each point stands for len(v) / q of the draws
         return v[((np.arange(q) + 0.5) * len(v) / q).astype(int)]
+
+    from scipy.optimize import brentq
+    from scipy.special import erfc
 
     prod = np.outer(grid(u_k), grid(s_n)) * math.sqrt(2.0)
     if density >= 1.0:

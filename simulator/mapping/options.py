@@ -107,6 +107,9 @@ class MappingContext:
     buffers: Mapping[str, BufferView] | None = None
     #: share of a multi-input layer's inputs kept on chip (1.0 when ``"ifmap"`` is resident)
     kept_inputs: float = 0.0
+    #: folds counted per class with multiplicities (:mod:`.fold_classes`); ``False``: every
+    #: fold, the long way (the reference the classes are tested against)
+    fold_classes: bool = True
     #: the tiling search's results by their full input, shared by the layers of one
     #: ``simulate`` call (ResNet-50's 54 GEMMs have 23 distinct ones); ``None``: no memo
     memo: dict[tuple[object, ...], object] | None = field(default=None, compare=False)

@@ -28,6 +28,7 @@ from typing import Protocol
 import numpy as np
 
 from simulator.mapping.dataflows import Dataflow
+from simulator.mapping.fold_classes import build_tiles_classes, fold_classes
 from simulator.mapping.nest import DIMS, OPERAND_DIMS, Axis, Grid, OperandBytes, fold_table
 from simulator.mapping.operands import (
     ArithmeticKind,
@@ -132,7 +133,14 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
                     {op: bufs[op].capacity_bytes for op in elems},
                     {op: bufs[op].tile_bytes for op in elems},
                     {op: word[op] / 8 for op in elems}, ctx, first, key)
-    ft = fold_table(grid, choice.nest, choice.storage, nbytes)
+    # folds whose cycles differ by unit (lane work, per-filter bits) are not merged
+    skipping = sv is not None and (sv.skip_act is not None or sv.skip_weight is not None)
+    classes = (fold_classes(grid, choice.nest, choice.storage, nbytes)
+               if ctx.fold_classes and not skipping and p.filter_cycles is None else None)
+    ft, mult = classes if classes is not None else (
+        fold_table(grid, choice.nest, choice.storage, nbytes), None)
+    w = mult if mult is not None else np.ones(ft.n_folds, dtype=np.int64)  # folds per row
+    wg = np.tile(w, g)
     ext = ft.extent
     if p.filter_cycles is None:
         fold_c = base + ext[df.stream] * scale
@@ -154,7 +162,7 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         if math.isfinite(ports[op]):
             port_c = np.maximum(port_c, np.ceil(b / ports[op] - 1e-9).astype(np.int64))
     imbalance = 1.0
-    if sv is not None and (sv.skip_act is not None or sv.skip_weight is not None):
+    if skipping and sv is not None:
         pieces = grid.axes[df.stream].tiles(choice.nest.per_tile[df.stream])[2]
         work, mean = lane_work(df.name, sv.skip_act, sv.skip_weight,
                                (g, work_layer.M, work_layer.K, work_layer.N), array.rows,
@@ -168,8 +176,8 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         raise AssertionError(f"layer {layer.name!r}: {len(closed)} fold cycles for "
                              f"{g * ft.n_folds} folds")
     busy = np.maximum(closed, np.tile(port_c, g))
-    compute = max(int(closed.sum()) - 1, 1)
-    if busy.sum() > 1:  # SCALE-Sim counts from zero: a layer takes folds * fold - 1 cycles
+    compute = max(int((closed * wg).sum()) - 1, 1)
+    if (busy * wg).sum() > 1:  # SCALE-Sim counts from zero: a layer takes folds * fold - 1 cycles
         busy[-1] -= 1   # (except a one-cycle layer, which SCALE-Sim divides by zero on)
     offsets = np.repeat(np.arange(g) * ft.n_folds, ft.n_folds)
     prod = np.tile(ft.producer, g)
@@ -185,21 +193,28 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
             "filter": ft.loads["filter"] * share["filter"],
             "psum": ft.loads["psum"] * share["ofmap"]}
     tail = np.minimum(busy, base + math.ceil(est_scale))
-    tiles = build_tiles(busy, {k: np.tile(v, g) for k, v in ft.loads.items()},
-                        np.tile(ft.stores, g), np.where(prod >= 0, prod + offsets, -1),
-                        {op: bufs[op].tile_bytes for op in elems},
-                        head={k: np.tile(v, g) for k, v in head.items()}, tail=tail,
-                        store_tail=np.tile(ft.stores * share["ofmap"], g))
-    folds = g * ft.n_folds
-    used = int((ext[df.rows] * ext[df.cols]).sum()) * g
+    loads = {k: np.tile(v, g) for k, v in ft.loads.items()}
+    capacity = {op: bufs[op].tile_bytes for op in elems}
+    heads = {k: np.tile(v, g) for k, v in head.items()}
+    store_tail = np.tile(ft.stores * share["ofmap"], g)
+    if mult is None:
+        tiles = build_tiles(busy, loads, np.tile(ft.stores, g),
+                            np.where(prod >= 0, prod + offsets, -1), capacity,
+                            head=heads, tail=tail, store_tail=store_tail)
+    else:
+        tiles = build_tiles_classes(busy, loads, np.tile(ft.stores, g),
+                                    np.where(prod >= 0, prod + offsets, -1), wg, capacity,
+                                    heads, tail, store_tail)
+    folds = g * int(w.sum())
+    used = int((ext[df.rows] * ext[df.cols] * w).sum()) * g
     # a packed kind's view holds K' = ceil(K / pack) words: SRAM reads count the elements
     k_ratio = p.work.K / p.view.K
-    filter_in = int((ext["K"] * ext["N"]).sum()) * g
+    filter_in = int((ext["K"] * ext["N"] * w).sum()) * g
     counts = {
-        "sram_ifmap_reads": round(int((ext["M"] * ext["K"]).sum()) * g * k_ratio),
+        "sram_ifmap_reads": round(int((ext["M"] * ext["K"] * w).sum()) * g * k_ratio),
         "sram_filter_reads": round(filter_in * k_ratio),
-        "sram_ofmap_writes": int((ext["M"] * ext["N"]).sum()) * g,
-        "sram_ofmap_reads": int(reads_o.sum()) * g,
+        "sram_ofmap_writes": int((ext["M"] * ext["N"] * w).sum()) * g,
+        "sram_ofmap_reads": int((reads_o * w).sum()) * g,
         # every filter value entering the array is de-quantised there once
         "dequantized_values": filter_in if layer.weight.dequantize else 0,
         **sparsity_counts(p), **arith_counts(p, kind),
@@ -217,4 +232,5 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         pe_kind=kind.kind, storage_bits={"ifmap": bits["ifmap"], "filter": bits["filter"]},
         stationary=STATIONARY[df.name], acc_bits=array.acc_bits,
         loop_order=choice.nest.label, tile_dims=tile_dims(grid, choice.nest),
-        candidates=choice.candidates, **residency(p, ft.loads, ctx))  # type: ignore[arg-type]
+        candidates=choice.candidates,
+        **residency(p, {k: v * w for k, v in ft.loads.items()}, ctx))  # type: ignore[arg-type]

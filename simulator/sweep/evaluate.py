@@ -30,6 +30,7 @@ from typing import Any
 
 from simulator.arch.config import parse_arch
 from simulator.errors import SimulatorError
+from simulator.memo import LayerCache
 from simulator.report import LAYER_COLUMNS
 from simulator.simulation import simulate
 from simulator.sweep.breakdown import categories, total_categories
@@ -59,8 +60,9 @@ def _columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
     return {k: [r[k] for r in rows] for k in keys}
 
 
-def run_point(task: Task, loaded: Loaded) -> PointResult:
-    """Simulate one point; errors become the row's ``error`` (module docstring)."""
+def run_point(task: Task, loaded: Loaded, cache: LayerCache | None = None) -> PointResult:
+    """Simulate one point; errors become the row's ``error`` (module docstring). ``cache``:
+    layer results shared with other points (:mod:`simulator.memo`)."""
     t0 = time.perf_counter()
     row: dict[str, Any] = {**task.meta, "accuracy": loaded.accuracy,
                            "baseline_accuracy": loaded.baseline_accuracy,
@@ -69,7 +71,7 @@ def run_point(task: Task, loaded: Loaded) -> PointResult:
     layers: dict[str, list[Any]] = {}
     try:
         arch = parse_arch(dict(task.arch), source=f"point {task.hash[:12]}")
-        report = simulate(arch, loaded.workload)
+        report = simulate(arch, loaded.workload, cache=cache)
         table = report.energy_table
         assert table is not None
         res = report.results
@@ -106,8 +108,10 @@ def run_point(task: Task, loaded: Loaded) -> PointResult:
 
 
 def run_chunk(tasks: Sequence[Task], workloads: Mapping[str, Loaded]) -> list[PointResult]:
-    """Run several points (one Dask task: fewer round trips than one task per point)."""
-    return [run_point(t, workloads[t.workload]) for t in tasks]
+    """Run several points (one Dask task: fewer round trips than one task per point), sharing
+    one layer memo: points that differ in a few axes reuse the layers those leave alike."""
+    cache = LayerCache()
+    return [run_point(t, workloads[t.workload], cache) for t in tasks]
 
 
 def peak_rss_mb() -> float:

@@ -18,9 +18,9 @@ The library never prints: ``progress(phase, done, total)`` reports compression a
 simulation progress (the CLI draws a bar with rate and ETA from it).
 
 **Shared work between points.** Each point is one independent ``simulate`` call; points share
-the scattered workloads and, within a worker process, whatever the simulator itself memoises.
-The engine-speed issue's per-layer memo (not in the code yet) will be shared across the
-points of a worker as it lands: the sweep adds no second memo of its own.
+the scattered workloads and, within a chunk of points, the simulator's layer memo
+(:class:`simulator.memo.LayerCache`, one per chunk): a layer whose content, architecture and
+context equal an earlier point's reuses its result. The sweep adds no second memo of its own.
 """
 
 from __future__ import annotations

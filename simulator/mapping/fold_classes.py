@@ -1,0 +1,238 @@
+"""Fold classes: a layer's folds as a few classes with multiplicities, never one by one.
+
+Along the innermost loop of a nest that is not trivial, consecutive folds are identical but
+for their first and last iteration (which start or finish an operand's reuse or a partial
+sum, and hold the edge chunk): a decode GEMV on an 8x8 array has ~700 k folds in runs of 512
+such folds. :func:`fold_classes` builds the fold table (:func:`~simulator.mapping.nest.
+fold_table`) of the same nest on a grid whose innermost loop has three iterations (first,
+one middle, last) and gives each row its multiplicity (``n - 2`` for the middle one);
+:func:`build_tiles_classes` then groups the classes into exactly the tiles that
+:func:`~simulator.mapping.tiles.build_tiles` builds from every fold, with per-tile sums in
+closed form (prefix sums over the classes' pieces). Cost: O(classes + tiles), not O(folds).
+
+**When it applies** (else the caller uses every fold, the long way): the innermost non-trivial
+loop is either the innermost within-tile loop over a tile's units (each tile's units become
+first, one middle and last; the tiles of one dimension hold equal counts but the last) or,
+when every within-tile loop runs over one unit, a tile loop; no partial sums are read back
+(read-after-write pins a fold to its producer), and no zero-skipping lane work (each fold's
+busiest lane differs).
+Exactness is tested fold against class (``tests/test_fold_classes.py``): identical tiles,
+cycles and counts on random layers and nests.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+
+import numpy as np
+
+from simulator.mapping.nest import DIMS, Axis, FoldTable, Grid, Nest, OperandBytes, Storage
+from simulator.mapping.nest import fold_table as full_fold_table
+from simulator.mapping.schedule import TileSchedule
+from simulator.mapping.tiles import TARGET_TILES
+
+#: Fewest iterations of the innermost loop for which classes are worth building.
+MIN_RUN = 4
+
+
+def fold_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
+                 nbytes: Mapping[str, OperandBytes]) -> tuple[FoldTable, np.ndarray] | None:
+    """The fold table of ``nest`` with its innermost run of identical folds collapsed
+    (module docstring) and each row's multiplicity, or ``None`` when that does not apply."""
+    tiles = {d: grid.axes[d].tiles(nest.per_tile[d]) for d in DIMS}
+    busy_within = [d for d in grid.within if int(tiles[d][1].max()) > 1]
+    if busy_within:
+        return _within_classes(grid, nest, storage, nbytes, busy_within[-1], tiles)
+    inner = [d for d in nest.order if len(tiles[d][0]) > 1]
+    if not inner:
+        return None
+    d = inner[-1]
+    n = len(tiles[d][0])
+    if n < MIN_RUN:
+        return None
+    axis = grid.axes[d]
+    if axis.units is None:
+        per = min(nest.per_tile[d], axis.size)
+        last = axis.size - per * (n - 1)
+        reduced = Axis(2 * per + last)
+    else:
+        units = axis.units[[0, 1, n - 1]]
+        reduced = Axis(int(units.sum()), units)
+    small = dataclasses.replace(grid, axes={**grid.axes, d: reduced})
+    ft = full_fold_table(small, nest, storage, nbytes)
+    mult = np.where(ft.tile[d] == 1, n - 2, 1).astype(np.int64)
+    return (ft, mult) if _raw_ok(ft, mult, d) else None
+
+
+def _raw_ok(ft: FoldTable, mult: np.ndarray, d: str) -> bool:
+    """Read-after-write survives the classes: partial sums are read back only by single
+    folds from single folds, and ``d`` does not merge output slices (K only)."""
+    raw = ft.producer >= 0
+    if not raw.any():
+        return True
+    return d == "K" and bool(np.all(mult[raw] == 1)) and bool(np.all(mult[ft.producer[raw]] == 1))
+
+
+def _within_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
+                    nbytes: Mapping[str, OperandBytes], d: str,
+                    tiles: Mapping[str, tuple[np.ndarray, np.ndarray, np.ndarray]]
+                    ) -> tuple[FoldTable, np.ndarray] | None:
+    """Classes along the innermost within-tile loop ``d`` (the folds over a tile's units of
+    ``d``): each tile's units become first, one middle, last (a tile of fewer than three
+    units keeps them), the middle one standing for the tile's ``count - 2``."""
+    first, count, _ = tiles[d]
+    per = int(count.max())
+    if per < MIN_RUN:
+        return None
+    units = grid.axes[d].units
+    assert units is not None  # a within-tile loop runs over a spatial axis
+    pick, mid_count = [], []
+    for f, c in zip(first.tolist(), count.tolist(), strict=True):
+        if c >= 3:
+            pick += [f, f + 1, f + c - 1]
+            mid_count += [1, c - 2, 1]
+        else:
+            pick += list(range(f, f + c))
+            mid_count += [1] * c
+    small_units = units[pick]
+    small = dataclasses.replace(grid, axes={**grid.axes, d: Axis(int(small_units.sum()),
+                                                                 small_units)})
+    ft = full_fold_table(small, dataclasses.replace(nest, per_tile={**nest.per_tile, d: 3}),
+                         storage, nbytes)
+    mult = np.asarray(mid_count, dtype=np.int64)[ft.unit[d]]
+    return (ft, mult) if _raw_ok(ft, mult, d) else None
+
+
+def _to_int_cum(cum: np.ndarray) -> np.ndarray:
+    """:func:`~simulator.mapping.schedule.to_int` given the running sums themselves."""
+    c = np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64)
+    return np.diff(np.maximum(c, 0), prepend=0)
+
+
+def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
+                        stores: np.ndarray, producer: np.ndarray, mult: np.ndarray,
+                        capacity: Mapping[str, float], head: Mapping[str, np.ndarray],
+                        tail: np.ndarray, store_tail: np.ndarray) -> TileSchedule:
+    """:func:`~simulator.mapping.tiles.build_tiles` over fold classes (row ``r`` stands for
+    ``mult[r]`` consecutive identical folds; ``producer``: the row whose stores a row's
+    partial-sum loads read, both single folds), in closed form. The piece rules are that
+    function's, per class; the grouping the same."""
+    margin = {"ifmap": 1.0, "filter": 1.0, "ofmap": 2.0}
+    cap = {b: capacity[b] - margin[b] if capacity[b] > 2 * margin[b] else capacity[b]
+           for b in margin}
+    h = {op: np.minimum(head[op], loads[op]) for op in loads}
+    st = np.minimum(store_tail, stores)
+    buffer_of = {"ifmap": "ifmap", "filter": "filter", "psum": "ofmap"}
+    whole, need = {}, {}
+
+    for op, b in (("ifmap", "ifmap"), ("filter", "filter")):
+        whole[op] = h[op] <= cap[b] / 2
+        with np.errstate(divide="ignore", invalid="ignore"):  # a buffer with no room left
+            need[op] = np.where(whole[op], (loads[op] - h[op]) /
+                                np.maximum(cap[b] - h[op], 1e-9), loads[op] / cap[b])
+    edge = np.maximum(h["psum"], st)
+    whole["psum"] = edge <= cap["ofmap"] / 2
+    rest_o = loads["psum"] - h["psum"] + stores - st
+    total_o = loads["psum"] + stores
+    with np.errstate(divide="ignore", invalid="ignore"):  # a buffer with no room left
+        need["psum"] = np.where(
+            whole["psum"], np.where(total_o <= cap["ofmap"], total_o / cap["ofmap"],
+                                    np.maximum(rest_o / np.maximum(cap["ofmap"] - edge, 1e-9),
+                                               1.5)),
+            total_o / cap["ofmap"])
+    p = np.ones(len(busy), dtype=np.int64)
+    for op, ratio in need.items():
+        c = cap[buffer_of[op]]
+        if math.isfinite(c) and c > 0:
+            p = np.maximum(p, np.ceil(ratio - 1e-9).astype(np.int64))
+    share = 1.0 / p
+    tl = np.where(whole["ifmap"] & whole["filter"] & whole["psum"], np.minimum(tail, busy), busy)
+    rest_c = busy - tl
+    q, rr = rest_c // p, rest_c % p
+
+    def piece(k: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Piece ``k[i]`` of a fold of class ``rows[i]``, as build_tiles computes it."""
+        pr, sh = p[rows], share[rows]
+        first, last = k == 0, k == pr - 1
+        out = {"busy": q[rows] + (k < rr[rows]) + np.where(last, tl[rows], 0)}
+        hd = np.zeros(len(rows))
+        for op, v in loads.items():
+            hr, keep = h[op][rows], whole[op][rows]
+            hp = np.where(keep, np.where(first, hr, 0.0), hr * sh)
+            out[op] = hp + (v[rows] - hr) * sh
+            hd = hd + np.where(first | ~keep, hp, 0.0)
+        s_r = st[rows]
+        p_st = np.where(whole["psum"][rows], np.where(last, s_r, 0.0), s_r * sh)
+        out.update(head=hd, st=p_st, stores=(stores[rows] - s_r) * sh + p_st,
+                   tail=np.where(last, tl[rows], 0))
+        return out
+
+    def prefix(x: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
+        """Sums over the first ``x`` pieces (``0 <= x <= p``) of one fold of class ``rows``."""
+        sh, full = share[rows], x == p[rows]
+        out = {"busy": x * q[rows] + np.minimum(x, rr[rows]) + np.where(full, tl[rows], 0)}
+        for op, v in loads.items():
+            hr = h[op][rows]
+            kept = np.where(x >= 1, hr, 0.0)
+            out[op] = x * ((v[rows] - hr) * sh) + np.where(whole[op][rows], kept, x * (hr * sh))
+        s_r = st[rows]
+        out["stores"] = x * ((stores[rows] - s_r) * sh) + np.where(
+            whole["psum"][rows], np.where(full, s_r, 0.0), x * (s_r * sh))
+        return out
+
+    n_p = int((mult * p).sum())
+    group = max(1, -(-n_p // TARGET_TILES))
+    every = np.arange(len(busy))
+    ends_k = [piece(np.zeros_like(p), every), piece(np.minimum(1, p - 1), every),
+              piece(p - 1, every)]
+    for b in ("ifmap", "filter", "ofmap"):
+        largest = max(float((v["psum"] + v["stores"] if b == "ofmap" else v[b]).max())
+                      for v in ends_k) if len(p) else 0.0
+        if math.isfinite(cap[b]) and cap[b] > 0 and largest > 0:
+            group = min(group, max(1, int(cap[b] // (largest * (1 + 1e-12)))))
+    first_piece = np.cumsum(mult * p) - mult * p
+    raw = producer >= 0
+    starts = np.union1d(np.arange(0, n_p, group, dtype=np.int64), first_piece[raw])
+    bounds = np.append(starts, n_p)
+    fold_sum = prefix(p, every)
+    cum_rows = {k: np.concatenate([[0], np.cumsum(v * mult)]) for k, v in fold_sum.items()}
+    # where every boundary falls: class, whole folds before it in the class, pieces into one
+    row = np.searchsorted(first_piece, bounds, side="right") - 1
+    j = bounds - first_piece[row]
+    whole_folds, x = j // p[row], j % p[row]
+    within = prefix(x, row)
+    cum = {k: cum_rows[k][row] + whole_folds * fold_sum[k][row] + within[k] for k in fold_sum}
+    t_busy = np.diff(cum["busy"]).astype(np.int64)
+    t_loads = {k: _to_int_cum(cum[k][1:]) for k in loads}
+    t_store = _to_int_cum(cum["stores"][1:])
+    all_loads = t_loads["ifmap"] + t_loads["filter"] + t_loads["psum"]
+    # the first piece of every tile and its last
+    first_of = piece(x[:-1], row[:-1])
+    last_idx = bounds[1:] - 1
+    e_row = np.searchsorted(first_piece, last_idx, side="right") - 1
+    last_of = piece((last_idx - first_piece[e_row]) % p[e_row], e_row)
+    return TileSchedule(
+        busy_cycles=t_busy, ifmap_load_bytes=t_loads["ifmap"],
+        filter_load_bytes=t_loads["filter"], psum_load_bytes=t_loads["psum"],
+        store_bytes=t_store,
+        head_load_bytes=np.minimum(all_loads, np.ceil(first_of["head"] - 1e-9)
+                                   .astype(np.int64)),
+        tail_cycles=np.minimum(t_busy, last_of["tail"]),
+        store_tail_bytes=np.minimum(t_store, np.ceil(last_of["st"] - 1e-9).astype(np.int64)),
+        psum_after=_after(starts, first_piece, mult * p, producer))
+
+
+def _after(starts: np.ndarray, first_piece: np.ndarray, pieces: np.ndarray,
+           producer: np.ndarray) -> np.ndarray:
+    """Per tile, the tile holding the last piece of the fold whose partial sums its first
+    fold reads back (``-1``: none), as build_tiles records it."""
+    out = np.full(len(starts), -1, dtype=np.int64)
+    raw = np.flatnonzero(producer >= 0)
+    if len(raw):
+        prod = producer[raw]
+        last = first_piece[prod] + pieces[prod] - 1
+        out[np.searchsorted(starts, first_piece[raw])] = \
+            np.searchsorted(starts, last, side="right") - 1
+    return out
