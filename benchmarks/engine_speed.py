@@ -189,6 +189,55 @@ def table(memo_off: bool, sparse: bool) -> None:
           f"| < 0.3 s: {'met' if t < 0.3 else 'missed'} |")
 
 
+def engines() -> None:
+    """Per-tile cost of the engine: SimPy itself vs its replay (simulator/timeline.py), tile
+    by tile and with tile runs, on the tile schedules of ResNet-18 on 8x8 and 32x32 ws
+    arrays with 32 KB buffers (many tiles per layer, as in the sweep benchmark's small
+    points); every schedule's timing is checked equal between the three."""
+    import simulator.simulation as simulation
+    from simulator import load_workload, parse_arch, simulate
+    from simulator.engine import run_tiles
+
+    wl = load_workload(ROOT / "workloads" / "networks" / "resnet18.yaml")
+    print("\n| engine on ResNet-18's tiles | array | layers | tiles | SimPy | replay | "
+          "replay + tile runs | per tile (SimPy / replay) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for rows in (8, 32):
+        arch = parse_arch({
+            "name": f"bench_{rows}_small", "clock_mhz": 1000,
+            "pe_array": {"impl": "systolic", "rows": rows, "cols": rows, "dataflow": "ws"},
+            "buffers": {b: {"impl": "sram", "size_kb": 32, "word_bits": 8,
+                            "bandwidth_words": 4 * rows} for b in ("ifmap", "filter", "ofmap")},
+            "dram": {"impl": "dram", "bandwidth_gb_per_s": 12.8, "latency_ns": 50,
+                     "channels": 2, "energy_pj_per_bit": 8.0}})
+        seen: list[tuple[Any, Any, dict[str, int]]] = []
+        real = simulation.run_tiles
+
+        def keep(tiles: Any, dram: Any, _seen: list[Any] = seen, _real: Any = real,
+                 **kw: int) -> Any:
+            _seen.append((tiles, dram, kw))
+            return _real(tiles, dram, **kw)
+
+        simulation.run_tiles = keep  # type: ignore[assignment]
+        try:
+            simulate(arch, wl, memo=False)
+        finally:
+            simulation.run_tiles = real
+        walls = []
+        for opts in ({"reference": True, "runs": False}, {"runs": False}, {}):
+            t0 = time.perf_counter()
+            out = [run_tiles(t, d, **kw, **opts) for t, d, kw in seen]  # type: ignore[arg-type]
+            walls.append(time.perf_counter() - t0)
+            if len(walls) == 1:
+                ref = out
+            elif out != ref:
+                raise SystemExit("engines disagree")
+        n = sum(t.n_tiles for t, _, _ in seen)
+        print(f"| | {rows}x{rows} ws, 32 KB | {len(seen)} | {n:,} | {walls[0]:.3f} s | "
+              f"{walls[1]:.3f} s | {walls[2]:.3f} s | {walls[0] / n * 1e6:.1f} / "
+              f"{walls[1] / n * 1e6:.1f} us |", flush=True)
+
+
 def growth() -> None:
     """Time vs layers, tokens and array size, in this process (second run of each: warm)."""
     from simulator import simulate
@@ -229,6 +278,7 @@ def main() -> None:
                     help="also time sparse VGG-16 on the EIE- and SCNN-like engines (minutes)")
     args = ap.parse_args()
     table(args.memo_off, args.sparse_engines)
+    engines()
     if not args.no_growth:
         growth()
 

@@ -29,6 +29,11 @@ Three processes (:class:`~simulator.mapping.schedule.TileSchedule` fields in bra
   it frees lets the next prefetch in); wait for all of its stores, then free the ofmap slot.
 
 With unlimited bandwidth and no latency, total cycles equal the sum of busy cycles (tested).
+
+SimPy is the model; by default its run is *replayed* without SimPy
+(:func:`simulator.timeline.replay`: the same events in SimPy's order, every time identical,
+about five times cheaper per tile; tested event for event), and ``reference=True`` (or a
+``log``) runs the SimPy processes themselves.
 """
 
 from __future__ import annotations
@@ -45,6 +50,7 @@ import simpy
 from simulator.hardware.memory import Dram
 from simulator.mapping.schedule import TileSchedule
 from simulator.mapping.tile_runs import CYCLICITY, Run, find_runs, fit, shorten
+from simulator.timeline import columns, replay
 
 Event = tuple[int, str, float]  # (tile, event name, cycle)
 _EPS = 1e-9
@@ -87,7 +93,8 @@ class Channels:
 
 
 def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: int = 2,
-              log: list[Event] | None = None, runs: bool = True) -> Timing:
+              log: list[Event] | None = None, runs: bool = True,
+              reference: bool = False) -> Timing:
     """Simulate one layer's tiles through load -> compute -> drain; return its timing.
 
     ``log``, when given, receives ``(tile, event, cycle)`` tuples: ``load_start``
@@ -100,29 +107,30 @@ def run_tiles(tiles: TileSchedule, dram: Dram, *, in_slots: int = 2, out_slots: 
     rate = dram.bytes_per_cycle
     dram_busy = 0 if math.isinf(rate) else math.ceil(moved / rate - _EPS)
     if log is None and runs:
-        end = run_runs(tiles, dram, in_slots, out_slots)
+        end = run_runs(tiles, dram, in_slots, out_slots, reference)
     else:
-        end = _simulate(tiles, dram, in_slots, out_slots, log)[0]
+        end = _simulate(tiles, dram, in_slots, out_slots, log, reference=reference)[0]
     return Timing(total_cycles=max(0, math.ceil(end - _EPS - 1e-12 * end)), busy_cycles=busy,
                   dram_busy_cycles=dram_busy)
 
 
 def _simulate(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int,
-              log: list[Event] | None, record: bool = False
+              log: list[Event] | None, record: bool = False, reference: bool = False
               ) -> tuple[float, dict[str, list[float]]]:
-    """The SimPy run: its end time and, if ``record``, every tile's event times."""
+    """The SimPy run: its end time and, if ``record``, every tile's event times; without a
+    log and unless ``reference``, replayed exactly without SimPy (:mod:`simulator.timeline`).
+    """
+    if log is None and not reference:
+        if tiles.n_tiles == 0:
+            return 0.0, {}
+        return replay(tiles, dram.channels, dram.bytes_per_cycle, dram.latency_cycles,
+                      in_slots, out_slots, record)
     env = simpy.Environment()
     dma = Channels(env, dram.channels, dram.bytes_per_cycle, dram.latency_cycles)
     in_free = simpy.Container(env, capacity=in_slots, init=in_slots)
     out_free = simpy.Container(env, capacity=out_slots, init=out_slots)
     n = tiles.n_tiles
-    busy = tiles.busy_cycles.tolist()
-    tail = tiles.tail_cycles.tolist()
-    total_load = tiles.load_bytes.tolist()
-    head = tiles.head_load_bytes.tolist()
-    store = tiles.store_bytes.tolist()
-    store_tail = tiles.store_tail_bytes.tolist()
-    after = tiles.psum_after.tolist()
+    busy, tail, total_load, head, store, store_tail, after = columns(tiles)
     issued = [env.event() for _ in range(n)]
     done = [env.event() for _ in range(n)]
     drained = [env.event() for _ in range(n)]
@@ -201,7 +209,8 @@ def _simulate(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int,
     return float(env.now), times
 
 
-def run_runs(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int) -> float:
+def run_runs(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int,
+             reference: bool = False) -> float:
     """The layer's end time, simulating each run of repeated tiles
     (:mod:`simulator.mapping.tile_runs`) only around its ends.
 
@@ -223,7 +232,8 @@ def run_runs(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int) -> 
         if not found:
             break
         short, idx = shorten(tiles, found)
-        end, times = _simulate(short, dram, in_slots, out_slots, None, record=True)
+        end, times = _simulate(short, dram, in_slots, out_slots, None, record=True,
+                               reference=reference)
         arrays = {k: np.asarray(v) for k, v in times.items()}
         start_of = {int(i): j for j, i in enumerate(idx)}
         shift, retry, ok = 0.0, [], True
@@ -241,7 +251,7 @@ def run_runs(tiles: TileSchedule, dram: Dram, in_slots: int, out_slots: int) -> 
         if ok:
             return end + shift
         found = retry
-    return _simulate(tiles, dram, in_slots, out_slots, None)[0]
+    return _simulate(tiles, dram, in_slots, out_slots, None, reference=reference)[0]
 
 
 def _period(times: dict[str, np.ndarray], start: int, run: Run,

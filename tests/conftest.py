@@ -16,6 +16,7 @@ import pytest
 import yaml
 
 from simulator import ArchConfig, parse_arch
+from simulator.hardware.memory import Dram
 from simulator.workload.layer import Layer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -57,6 +58,12 @@ def arch_dict(rows: int = 4, cols: int = 4, dataflow: str = "os", *,
                  "latency_ns": latency_ns, "channels": channels, "energy_pj_per_bit": 8.0},
     }
     return _merge(data, overrides)
+
+
+def make_dram(bw: float, latency: float, channels: int) -> Dram:
+    """A DRAM at 1 GHz: ``bw`` GB/s is ``bw`` bytes per cycle, ``latency`` ns is cycles."""
+    return Dram("dram", Dram.Params(bandwidth_gb_per_s=bw, latency_ns=latency,
+                                    channels=channels, energy_pj_per_bit=8.0), clock_mhz=1000.0)
 
 
 def make_layer(M: int = 5, K: int = 3, N: int = 6, *, count: int = 1, name: str = "g",

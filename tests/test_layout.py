@@ -27,6 +27,7 @@ STAGES = ["base", "workload", "mapping", "hardware", "arch", "engine", "cost", "
 _STAGE_OF = {"errors": "base", "registry": "base", "files": "base", "console": "cli",
              "printing": "cli", "exploration": "cli",
              "llm": "simulation", "dynamic": "simulation", "memo": "simulation",
+             "timeline": "engine",
              "__init__": "cli",
              "__main__": "cli"}
 

@@ -6,20 +6,15 @@ total, stall and DRAM-busy cycles equal the tile-by-tile SimPy run's, integer fo
 from __future__ import annotations
 
 import numpy as np
+from conftest import make_dram as dram
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import simulator.engine as engine
-from simulator.hardware.memory import Dram
 from simulator.mapping.schedule import TileSchedule
 from simulator.mapping.tile_runs import find_runs, shorten
 
 MANY = settings(max_examples=1000, deadline=None)
-
-
-def dram(bw: float, latency: float, channels: int) -> Dram:
-    return Dram("dram", Dram.Params(bandwidth_gb_per_s=bw, latency_ns=latency,
-                                    channels=channels, energy_pj_per_bit=8.0), clock_mhz=1000.0)
 
 
 @st.composite

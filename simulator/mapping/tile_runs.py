@@ -70,20 +70,24 @@ def find_runs(t: TileSchedule, head: int, tail: int, window: int) -> list[Run]:
     """Runs worth shortening: at least ``head + tail + 2`` blocks, where ``head`` and
     ``tail`` blocks of at least ``window`` tiles each are kept (module docstring)."""
     n = t.n_tiles
-    if n < 2 * window:
+    hb1, tb1 = _kept(1, head, tail, window)
+    if n < max(2 * window, hb1 + tb1 + ALIGN + 2):
         return []
-    r = rows(t)
+    ids = tile_ids(t)
     cands: list[tuple[int, int, int]] = []  # (-tiles, start, period)
-    for q in periods(r):
+    for q in periods(ids):
         if n <= 2 * q:
             continue
-        eq = np.all(r[q:] == r[:-q], axis=1).astype(np.int8)
+        hb, tb = _kept(q, head, tail, window)
+        least = hb + tb + ALIGN + 2
+        if n < least * q:
+            continue
+        eq = (ids[q:] == ids[:-q]).astype(np.int8)
         edges = np.flatnonzero(np.diff(np.concatenate([[0], eq, [0]])))
-        for s, e in zip(edges[::2], edges[1::2], strict=True):
-            tiles = int(e - s) + q
-            hb, tb = _kept(q, head, tail, window)
-            if tiles // q >= hb + tb + ALIGN + 2:
-                cands.append((-(tiles // q) * q, int(s), q))
+        blocks = (edges[1::2] - edges[::2] + q) // q
+        long = blocks >= least
+        cands.extend((-b * q, s, q) for s, b in zip(edges[::2][long].tolist(),
+                                                    blocks[long].tolist(), strict=True))
     cands.sort()
     taken: list[tuple[int, int]] = []  # sorted, non-overlapping [start, end)
     out = []
@@ -102,11 +106,21 @@ def find_runs(t: TileSchedule, head: int, tail: int, window: int) -> list[Run]:
     return sorted(out, key=lambda x: x.start)
 
 
-def periods(r: np.ndarray) -> list[int]:
-    """Candidate periods of the rows ``r`` (module docstring)."""
-    n = len(r)
-    _, ids = np.unique(r, axis=0, return_inverse=True)
-    ids = ids.reshape(-1)
+def tile_ids(t: TileSchedule) -> np.ndarray:
+    """One integer per tile, equal for tiles equal in every field (:func:`rows`)."""
+    r = rows(t)
+    order = np.lexsort(r.T[::-1])
+    s = r[order]
+    new = np.ones(len(s), dtype=bool)
+    new[1:] = np.any(s[1:] != s[:-1], axis=1)
+    ids = np.empty(len(s), dtype=np.int64)
+    ids[order] = np.cumsum(new) - 1
+    return ids
+
+
+def periods(ids: np.ndarray) -> list[int]:
+    """Candidate periods of the tiles ``ids`` (:func:`tile_ids`; module docstring)."""
+    n = len(ids)
     order = np.argsort(ids, kind="stable")
     sid = ids[order]
     gaps: list[np.ndarray] = []
