@@ -32,7 +32,7 @@ With unlimited bandwidth and no latency, total cycles equal the sum of busy cycl
 
 SimPy is the model; by default its run is *replayed* without SimPy
 (:func:`simulator.timeline.replay`: the same events in SimPy's order, every time identical,
-about five times cheaper per tile; tested event for event), and ``reference=True`` (or a
+several times cheaper per tile; tested event for event), and ``reference=True`` (or a
 ``log``) runs the SimPy processes themselves.
 """
 

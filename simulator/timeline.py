@@ -27,9 +27,10 @@ processes (``now + (at - now)`` for a timeout to ``at``, the channel bookings of
 :class:`simulator.engine.Channels`: equal stripes keep every channel's queue equal, so one
 queue stands for all, with the same per-stripe hold).
 
-Tested equal to the SimPy run (every event time, identical floats) on thousands of random
-schedules with ties on purpose (``tests/test_timeline.py``); the engine runs SimPy itself
-when asked (``run_tiles(..., reference=True)``) or when it logs events.
+Tested equal to the SimPy run (every event time, identical floats) on 1,000 random schedules
+with ties on purpose (``tests/test_timeline.py``; a SimPy release that reordered events
+would fail it); the engine runs SimPy itself when asked (``run_tiles(..., reference=True)``)
+or when it logs events.
 """
 
 from __future__ import annotations
@@ -78,155 +79,165 @@ def replay(tiles: TileSchedule, channels: int, bytes_per_cycle: float, latency: 
     drained_done = [False] * n
     fifo: deque[int] = deque()  # kind | tile << 3
     push = fifo.append
-    # simulation state, in one list so the processes' closures can rebind it cheaply:
-    # [now, channel free time, in level, out level, load waits for an in slot,
-    #  compute waits for an out slot, timeout sequence number, the tile compute waits to
-    #  be issued, drain to be done, load to be drained (-1: none)]
-    st: list[float] = [0.0, 0.0, in_slots, out_slots, 0, 0, 0, -1, -1, -1]
-    # a process's pending timeout: [time, sequence] (time None: none)
-    c_timer: list[float | None] = [None, 0]
-    d_timer: list[float | None] = [None, 0]
-
-    def book(nbytes: float, read: bool) -> float:
-        now = st[0]
-        if nbytes <= 0:
-            return now
-        ready = now + (latency if read else 0)
-        hold = 0.0 if inf_rate else nbytes / channels / rate
-        free = max(st[1], ready) + hold
-        st[1] = free
-        return max(ready, free)
-
-    def timer(slot: list[float | None], at: float) -> None:
-        now = st[0]
-        slot[0] = now + (at - now)
-        st[6] += 1
-        slot[1] = st[6]
+    now = 0.0
+    free = 0.0  # when the channels' queue (equal on every channel) is free
+    in_level, out_level = in_slots, out_slots
+    in_wait = out_wait = False  # load waits for an input slot, compute for an output slot
+    wait_issued = wait_done = wait_drained = -1  # the tile compute / drain / load waits on
+    seq = 0  # timeouts scheduled so far (SimPy's event ids among timeouts)
+    c_at: float | None = None  # compute's pending timeout: its time and sequence number
+    c_seq = 0
+    d_at: float | None = None  # drain's
+    d_seq = 0
 
     def load() -> Generator[None, None, None]:
+        nonlocal in_level, in_wait, wait_drained, free
         for t in range(n):
-            if st[2] >= 1:  # a get takes a free slot when issued
-                st[2] -= 1
+            if in_level >= 1:  # a get takes a free slot when issued
+                in_level -= 1
                 push(_GET_IN)
             else:
-                st[4] = 1
+                in_wait = True
             yield
             a = after[t]
             if a >= 0 and not drained_done[a]:
-                st[9] = a
+                wait_drained = a
                 yield
-            mark_load[t] = st[0]
+            mark_load[t] = now
+            ready = now + latency
             h = min(head[t], total_load[t])
-            head_at[t] = book(h, True)
-            rest_at[t] = max(head_at[t], book(total_load[t] - h, True))
+            if h > 0:  # Channels.book(h, read=True)
+                free = max(free, ready) + (0.0 if inf_rate else h / channels / rate)
+                head_at[t] = at = max(ready, free)
+            else:
+                head_at[t] = at = now
+            rest = total_load[t] - h
+            if rest > 0:
+                free = max(free, ready) + (0.0 if inf_rate else rest / channels / rate)
+                rest_at[t] = max(at, ready, free)
+            else:
+                rest_at[t] = max(at, now)
             push(_ISSUED | t << 3)
 
     def compute() -> Generator[None, None, None]:
+        nonlocal out_level, out_wait, wait_issued, in_level, free, seq, c_at, c_seq
         for t in range(n):
             if not issued_done[t]:
-                st[7] = t
+                wait_issued = t
                 yield
-            if st[3] >= 1:
-                st[3] -= 1
+            if out_level >= 1:
+                out_level -= 1
                 push(_GET_OUT)
             else:
-                st[5] = 1
+                out_wait = True
             yield
-            if head_at[t] > st[0]:
-                timer(c_timer, head_at[t])
+            if head_at[t] > now:
+                c_at, seq = now + (head_at[t] - now), seq + 1
+                c_seq = seq
                 yield
-            now = st[0]
             mark_start[t] = now
-            body_at[t] = book(store[t] - min(store_tail[t], store[t]), False)
+            last = min(store_tail[t], store[t])
+            body = store[t] - last
+            if body > 0:  # Channels.book(body, read=False)
+                free = max(free, now) + (0.0 if inf_rate else body / channels / rate)
+                body_at[t] = max(now, free)
+            else:
+                body_at[t] = now
             end = max(now + busy[t] - tail[t], rest_at[t]) + tail[t]
             if end > now:
-                timer(c_timer, end)
+                c_at, seq = now + (end - now), seq + 1
+                c_seq = seq
                 yield
-            mark_end[t] = st[0]
-            tail_at[t] = max(book(min(store_tail[t], store[t]), False), body_at[t])
-            st[2] += 1  # the put raises the level when issued
+            mark_end[t] = now
+            if last > 0:
+                free = max(free, now) + (0.0 if inf_rate else last / channels / rate)
+                tail_at[t] = max(max(now, free), body_at[t])
+            else:
+                tail_at[t] = max(now, body_at[t])
+            in_level += 1  # the put raises the level when issued
             push(_PUT_IN)
             yield
             push(_DONE | t << 3)
 
     def drain() -> Generator[None, None, None]:
+        nonlocal wait_done, out_level, seq, d_at, d_seq
         for t in range(n):
             if not done_done[t]:
-                st[8] = t
+                wait_done = t
                 yield
-            if tail_at[t] > st[0]:
-                timer(d_timer, tail_at[t])
+            if tail_at[t] > now:
+                d_at, seq = now + (tail_at[t] - now), seq + 1
+                d_seq = seq
                 yield
-            mark_drain[t] = st[0]
+            mark_drain[t] = now
             push(_DRAINED | t << 3)
-            st[3] += 1
+            out_level += 1
             push(_PUT_OUT)
             yield
 
-    procs = (load(), compute(), drain())
-    lp, cp, dp = procs
-    for p in procs:  # the processes' starts: URGENT events at 0, in creation order
+    lp, cp, dp = load(), compute(), drain()
+    for p in (lp, cp, dp):  # the processes' starts: URGENT events at 0, in creation order
         next(p, None)
     pop = fifo.popleft
+    times = (head_at, rest_at, body_at, tail_at, mark_load, mark_start, mark_end, mark_drain)
     while True:
         while fifo:  # this cycle's zero-delay events, in the order they were scheduled
             item = pop()
-            kind, t = item & 7, item >> 3
+            kind = item & 7
             if kind == _ISSUED:
+                t = item >> 3
                 issued_done[t] = True
-                if st[7] == t:
-                    st[7] = -1
+                if wait_issued == t:
+                    wait_issued = -1
                     next(cp, None)
             elif kind == _DONE:
+                t = item >> 3
                 done_done[t] = True
-                if st[8] == t:
-                    st[8] = -1
+                if wait_done == t:
+                    wait_done = -1
                     if next(dp, 0) == 0:
-                        return _finish(st[0], record, head_at, rest_at, body_at, tail_at,
-                                       mark_load, mark_start, mark_end, mark_drain)
+                        return _finish(now, record, times)
             elif kind == _DRAINED:
+                t = item >> 3
                 drained_done[t] = True
-                if st[9] == t:
-                    st[9] = -1
+                if wait_drained == t:
+                    wait_drained = -1
                     next(lp, None)
             elif kind == _GET_IN:
                 next(lp, None)
             elif kind == _GET_OUT:
                 next(cp, None)
             elif kind == _PUT_IN:
-                if st[4] and st[2] >= 1:  # a processed put serves the waiting get first
-                    st[4] = 0
-                    st[2] -= 1
+                if in_wait and in_level >= 1:  # a processed put serves the waiting get first
+                    in_wait = False
+                    in_level -= 1
                     push(_GET_IN)
                 next(cp, None)
             else:  # _PUT_OUT
-                if st[5] and st[3] >= 1:
-                    st[5] = 0
-                    st[3] -= 1
+                if out_wait and out_level >= 1:
+                    out_wait = False
+                    out_level -= 1
                     push(_GET_OUT)
                 if next(dp, 0) == 0:
-                    return _finish(st[0], record, head_at, rest_at, body_at, tail_at,
-                                   mark_load, mark_start, mark_end, mark_drain)
+                    return _finish(now, record, times)
         # nothing left now: advance to the earlier timeout (the earlier-scheduled on a tie);
         # a timeout due now precedes the zero-delay events its process then schedules, and
         # so does the other process's timeout if it is due now too (scheduled before now)
-        ct, dt = c_timer[0], d_timer[0]
-        if ct is None and dt is None:
+        if c_at is None and d_at is None:
             raise RuntimeError("timeline replay deadlocked")  # pragma: no cover
-        c_first = dt is None or (ct is not None and (ct, c_timer[1]) < (dt, d_timer[1]))
-        st[0] = ct if c_first else dt  # type: ignore[assignment]
+        c_first = d_at is None or (c_at is not None and (c_at, c_seq) < (d_at, d_seq))
+        now = c_at if c_first else d_at  # type: ignore[assignment]
         for which in ((0, 1) if c_first else (1, 0)):
             if which == 0:
-                if c_timer[0] is not None and c_timer[0] == st[0]:
-                    c_timer[0] = None
+                if c_at is not None and c_at == now:
+                    c_at = None
                     next(cp, None)
-            elif d_timer[0] is not None and d_timer[0] == st[0]:
-                d_timer[0] = None
+            elif d_at is not None and d_at == now:
+                d_at = None
                 if next(dp, 0) == 0:
-                    return _finish(st[0], record, head_at, rest_at, body_at, tail_at,
-                                   mark_load, mark_start, mark_end, mark_drain)
+                    return _finish(now, record, times)
 
 
-def _finish(end: float, record: bool, *times: list[float]
+def _finish(end: float, record: bool, times: tuple[list[float], ...]
             ) -> tuple[float, dict[str, list[float]]]:
     return float(end), dict(zip(_KEYS, times, strict=True)) if record else {}
