@@ -14,19 +14,20 @@ from collections.abc import Mapping
 import numpy as np
 from pydantic import Field
 
-from simulator.hardware.eie_queue import queue_cycles
+from simulator.hardware.eie_queue import masked_queue_cycles, queue_cycles
 from simulator.hardware.pe import PEKind
 from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ParamWidths
 from simulator.mapping.formats import line_entries
-from simulator.mapping.masks import act_mask, weight_mask
+from simulator.mapping.masks import act_mask, act_mask_sample, weight_mask
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
-#: work elements (vectors x broadcasts x PEs) per vectorised chunk of the queue model
+#: work elements (vectors x broadcasts x PEs) per vectorised chunk of the reference queue
+#: model, and weight-mask elements per chunk of the stored-entry count
 _CHUNK = 1 << 19
 
 
@@ -78,27 +79,48 @@ class EieArray(ParamWidths):
         """No natural width for a vector unit: the architecture must name one."""
         return None
 
-    def _entries(self, layer: Layer, w: np.ndarray | None) -> np.ndarray:
-        """Stored entries ``(g, K, PEs)`` of each column in each PE (padding zeros incl.)."""
+    def _entries(self, layer: Layer, w: np.ndarray | None,
+                 long_way: bool = False) -> np.ndarray:
+        """Stored entries ``(g, K, PEs)`` of each column in each PE (padding zeros incl.),
+        over chunks of K rows (memory: one chunk of the mask's nonzeros; ``long_way``: the
+        whole mask at once, the reference)."""
         g, k, n = layer.count, layer.K, layer.N
         pes = self.params.n_pes
         if w is None:  # dense: PE p stores one entry per own row, no gaps (closed form)
             own = -(-(n - np.arange(pes)) // pes)
             return np.broadcast_to(own, (g, k, pes)).astype(np.int64)
         rows_per_pe = -(-n // pes)
-        wp = np.pad(w, ((0, 0), (0, 0), (0, rows_per_pe * pes - n)))
-        # (g, K, rows_per_pe, PEs) -> lines (g, K, PE) over the PE's own rows
-        lines = wp.reshape(g, k, rows_per_pe, pes).transpose(0, 1, 3, 2)
-        return line_entries(lines.reshape(-1, rows_per_pe),
-                            self.params.index_bits).reshape(g, k, pes)
+        step = k if long_way else max(1, _CHUNK // (rows_per_pe * pes))
+        out = np.empty((g, k, pes), dtype=np.int64)
+        for gi in range(g):
+            for k0 in range(0, k, step):
+                wp = np.pad(w[gi, k0:k0 + step], ((0, 0), (0, rows_per_pe * pes - n)))
+                # (K, rows_per_pe, PEs) -> lines (K, PE) over the PE's own rows
+                lines = wp.reshape(-1, rows_per_pe, pes).transpose(0, 2, 1)
+                out[gi, k0:k0 + step] = line_entries(
+                    lines.reshape(-1, rows_per_pe), self.params.index_bits).reshape(-1, pes)
+        return out
 
     def _cycles(self, entries: np.ndarray, a: np.ndarray | None, m: int) -> int:
-        """Cycles of all ``g x m`` input vectors through the queues, one after another."""
-        depth, pes = self.params.queue_depth, self.params.n_pes
+        """Cycles of all ``g x m`` input vectors through the queues, one after another
+        (:func:`~simulator.hardware.eie_queue.masked_queue_cycles`)."""
+        depth = self.params.queue_depth
         total = 0
         for gi in range(entries.shape[0]):  # groups: a handful (depthwise: one per channel)
-            ent = entries[gi]
             if a is None:  # every vector broadcasts all K columns: one vector's time, m times
+                total += m * int(queue_cycles(entries[gi], depth))
+            else:
+                total += int(masked_queue_cycles(entries[gi], a[gi], depth).sum())
+        return total
+
+    def _cycles_long(self, entries: np.ndarray, a: np.ndarray | None, m: int) -> int:
+        """The reference of :meth:`_cycles`: each vector's work gathered into a
+        ``(vectors, broadcasts, PEs)`` array and run through :func:`queue_cycles`."""
+        depth, pes = self.params.queue_depth, self.params.n_pes
+        total = 0
+        for gi in range(entries.shape[0]):
+            ent = entries[gi]
+            if a is None:
                 total += m * int(queue_cycles(ent, depth))
                 continue
             rows = a[gi]
@@ -115,19 +137,36 @@ class EieArray(ParamWidths):
                 total += int(queue_cycles(ent[idx], depth, ok).sum())
         return total
 
+    def work(self, layer: Layer, seed: int,
+             long_way: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """``(entries (g, K, PEs), w_k (g, K), a_k (g, K), cycles)`` of a layer.
+
+        Batch samples that share one activation mask (a trace's, or a conv's one drawn input
+        tensor: :func:`~simulator.mapping.masks.act_mask_sample`) are counted once and
+        multiplied: with the barrier between vectors, a layer's cycles are the sum of its
+        vectors' own. ``long_way``: the reference (the full per-sample mask, the whole weight
+        mask at once, the gathered queue model), identical integers (tested)."""
+        g, m, k, n = layer.count, layer.M, layer.K, layer.N
+        w = weight_mask(layer, seed)
+        a, reps = (act_mask(layer, seed), 1) if long_way else act_mask_sample(layer, seed)
+        entries = self._entries(layer, w, long_way)
+        w_k = np.full((g, k), n, dtype=np.int64) if w is None else w.sum(axis=2)
+        a_k = np.full((g, k), m, dtype=np.int64) if a is None else reps * a.sum(axis=1)
+        if long_way:
+            cycles = self._cycles_long(entries, a, m)
+        else:
+            cycles = reps * self._cycles(entries, a, m // reps)
+        return entries, w_k, a_k, cycles
+
     def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
                   ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
         p = self.params
         g, m, k, n = layer.count, layer.M, layer.K, layer.N
-        w = weight_mask(layer, seed)
-        a = act_mask(layer, seed)
         pes = p.n_pes
-        entries = self._entries(layer, w)
-        w_k = np.full((g, k), n, dtype=np.int64) if w is None else w.sum(axis=2)
-        a_k = np.full((g, k), m, dtype=np.int64) if a is None else a.sum(axis=1)
+        entries, w_k, a_k, cycles = self.work(layer, seed)
         work = np.einsum("gk,gkp->p", a_k.astype(np.float64), entries.astype(np.float64))
         broadcasts = int(a_k.sum())
-        cycles = max(self._cycles(entries, a, m), 1)
+        cycles = max(cycles, 1)
         cb = layer.weight.codebook_size
         a_bits = layer.act_bits or p.act_bits
         value_bits = ((layer.weight.value_bits or p.weight_bits) if cb

@@ -25,6 +25,9 @@ from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
+#: weight-mask elements (channels x taps x filters) per chunk of the product count
+_CHUNK = 1 << 20
+
 
 @PE_ARRAYS.register("scnn")
 class ScnnArray(ParamWidths):
@@ -94,38 +97,86 @@ class ScnnArray(ParamWidths):
             return conv_tiling(layer, self.params.n_pes, seed)
         return row_tiling(layer, self.params.n_pes, seed)
 
-    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
-                  ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
+    def _products(self, layer: Layer, w: np.ndarray | None, tl: Tiling, groups: int,
+                  long_way: bool = False) -> tuple[np.ndarray, int]:
+        """``(per_pe (g, groups, PEs) cycles of one sample, products of one sample)``.
+
+        Over chunks of input channels (memory: one chunk's ``(channels, taps, N)`` weights
+        and ``(channels, groups, phases)`` counts; ``long_way``: :meth:`_products_long`, the
+        reference). Exact: every term is an integer and every partial sum stays far below
+        2**53, so float64 sums do not depend on their order."""
+        if long_way:
+            return self._products_long(layer, w, tl, groups)
         p = self.params
-        g, n = layer.count, layer.N
-        tl = self._tiling(layer, seed)
         na = tl.act_nnz                                      # (g, C, PEs, phases)
-        channels, phases = na.shape[1], na.shape[3]
-        kg = p.output_channel_group
-        groups = -(-n // kg)
-        w = weight_mask(layer, seed)
-        taps = layer.K // channels                           # kh * kw (1 for non-conv)
-        tap_phase = tl.tap_phase                             # (taps,) phase of each tap
-        onehot = (tap_phase[:, None] == np.arange(phases)[None, :]).astype(np.int64)
-        if w is None:  # dense: every group holds its filters on every tap (closed form)
+        g, channels, phases = na.shape[0], na.shape[1], na.shape[3]
+        n, kg = layer.N, p.output_channel_group
+        taps = layer.K // channels
+        onehot = (tl.tap_phase[:, None] == np.arange(phases)[None, :]).astype(np.int64)
+        a_steps = np.ceil(na / p.multipliers_i)
+        step = max(1, _CHUNK // (taps * (n + kg)))
+        per_pe = np.zeros((g, groups, na.shape[2]))
+        products = 0
+        for gi in range(g):
+            for c0 in range(0, channels, step):
+                cc = min(step, channels - c0)
+                if w is None:  # dense: every group holds its filters on every tap
+                    sizes = np.minimum(kg, n - np.arange(0, n, kg))
+                    nw = np.broadcast_to(onehot.sum(axis=0)[None, None, :]
+                                         * sizes[None, :, None],
+                                         (cc, groups, phases)).astype(np.int64)
+                else:
+                    wc = w[gi, c0 * taps:(c0 + cc) * taps].reshape(cc, taps, n)
+                    wc = np.pad(wc, ((0, 0), (0, 0), (0, (-n) % kg)))
+                    per_tap = wc.reshape(cc, taps, groups, kg).sum(axis=3, dtype=np.int32)
+                    nw = np.einsum("ctq,tf->cqf", per_tap, onehot)  # (C, groups, phases)
+                axes = ([0, 2], [0, 2])  # contract channels and phases: BLAS, exact integers
+                per_pe[gi] += np.tensordot(np.ceil(nw / p.multipliers_f),
+                                           a_steps[gi, c0:c0 + cc], axes=axes)
+                products += int(np.tensordot(nw.astype(np.float64),
+                                             na[gi, c0:c0 + cc].astype(np.float64),
+                                             axes=axes).sum())
+        return per_pe, products
+
+    def _products_long(self, layer: Layer, w: np.ndarray | None, tl: Tiling,
+                       groups: int) -> tuple[np.ndarray, int]:
+        """:meth:`_products` over the whole ``(g, C, groups, phases)`` count at once."""
+        p = self.params
+        na = tl.act_nnz
+        g, channels, phases = na.shape[0], na.shape[1], na.shape[3]
+        n, kg, taps = layer.N, p.output_channel_group, layer.K // channels
+        onehot = (tl.tap_phase[:, None] == np.arange(phases)[None, :]).astype(np.int64)
+        if w is None:
             sizes = np.minimum(kg, n - np.arange(0, n, kg))
             nw = np.broadcast_to(onehot.sum(axis=0)[None, None, None, :]
                                  * sizes[None, None, :, None],
                                  (g, channels, groups, phases)).astype(np.int64)
-            w_k = np.full((g, layer.K), n, dtype=np.int64)
         else:
-            wc = w.reshape(g, channels, taps, n)             # (g, C, kh*kw, N)
+            wc = w.reshape(g, channels, taps, n)
             wc = np.pad(wc, ((0, 0), (0, 0), (0, 0), (0, (-n) % kg)))
-            per_tap = wc.reshape(g, channels, taps, groups, kg).sum(axis=4)  # (g, C, taps, G)
-            nw = np.einsum("gctq,tf->gcqf", per_tap, onehot)  # (g, C, groups, phases)
-            w_k = w.sum(axis=2)
-        w_steps = np.ceil(nw / p.multipliers_f)
-        a_steps = np.ceil(na / p.multipliers_i)
-        per_pe = np.einsum("gcqf,gcpf->gqp", w_steps, a_steps)  # cycles per group and PE
+            per_tap = wc.reshape(g, channels, taps, groups, kg).sum(axis=4)
+            nw = np.einsum("gctq,tf->gcqf", per_tap, onehot)
+        per_pe = np.einsum("gcqf,gcpf->gqp", np.ceil(nw / p.multipliers_f),
+                           np.ceil(na / p.multipliers_i))
+        products = int(np.einsum("gcqf,gcpf->", nw.astype(np.float64), na.astype(np.float64)))
+        return per_pe, products
+
+    def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                  ctx: MappingContext = DEFAULT_CONTEXT, long_way: bool = False
+                  ) -> LayerMapping:
+        p = self.params
+        g, n = layer.count, layer.N
+        tl = self._tiling(layer, seed)
+        na = tl.act_nnz                                      # (g, C, PEs, phases)
+        channels = na.shape[1]
+        groups = -(-n // p.output_channel_group)
+        w = weight_mask(layer, seed)
+        taps = layer.K // channels                           # kh * kw (1 for non-conv)
+        per_pe, products = self._products(layer, w, tl, groups, long_way)
+        w_k = np.full((g, layer.K), n, dtype=np.int64) if w is None else w.sum(axis=2)
         b = tl.batch                                         # samples one after another
         cycles = max(b * int(per_pe.max(axis=2).sum()), 1)   # barrier per group
-        products = b * int(np.einsum("gcqf,gcpf->", nw.astype(np.float64),
-                                     na.astype(np.float64)))
+        products *= b
         cb = layer.weight.codebook_size
         w_bits = layer.weight_bits or p.weight_bits           # as stored
         value_bits = (layer.weight.value_bits or p.weight_bits) if cb else w_bits

@@ -18,6 +18,12 @@ An operand with only a density gets, seeded with the network seed xor CRC-32 of
 
 Activation masks are expanded to the im2col view (``(groups, M, K)``), so a convolution's
 padding zeros appear as zeros, as the array sees them.
+
+Masks are drawn once per layer, whole (not lazily per fold class: the seeded stream fixes
+every bit, and a fold's lane work depends on its own bits). A batch shares one activation mask
+where it is one sample's (a trace's, or a conv's one drawn input tensor):
+:func:`act_mask_sample` gives it with its repeat count, without the per-sample copies of
+:func:`act_mask`.
 """
 
 from __future__ import annotations
@@ -52,12 +58,19 @@ def random_mask(shape: tuple[int, ...], density: float, seed: int) -> np.ndarray
     out = np.empty(size, dtype=bool)
     rng = np.random.default_rng(seed)
     threshold = round(density * 65536)
-    step = 1 << 22
+    step = 1 << 20  # even: every chunk takes whole 32-bit draws, the stream is unchunked
     for start in range(0, size, step):
         stop = min(size, start + step)
-        draws = np.frombuffer(rng.bytes(2 * (stop - start)), dtype=np.uint16)
-        np.less(draws, threshold, out=out[start:stop])
+        np.less(_uint16_draws(rng, stop - start), threshold, out=out[start:stop])
     return out.reshape(shape)
+
+
+def _uint16_draws(rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` little-endian 16-bit values of ``rng.bytes(2 n)`` (numpy defines ``bytes`` as
+    the little-endian bytes of ``ceil(len / 4)`` uint32 ``integers`` draws, cut to length),
+    without its two byte-string copies."""
+    words = rng.integers(0, 1 << 32, size=-(-n // 2), dtype=np.uint32)
+    return words.astype("<u4", copy=False).view("<u2")[:n]
 
 
 #: ``(sigma_row, sigma_col)``: std of log row / column RMS of digits-lenet fc1 (64 x 128),
@@ -205,10 +218,23 @@ def act_mask(layer: Layer, seed: int = 0,
     """The input-activation nonzero mask in GEMM view ``(count, M, K)`` (im2col), or None.
 
     A trace records the mask of one input sample; with a batch, every sample gets it.
-    ``tensor``: the conv's :func:`act_tensor_mask`, when the caller has drawn it already."""
+    ``tensor``: the conv's :func:`act_tensor_mask`, when the caller has drawn it already.
+    :func:`act_mask_sample` gives the same without the per-sample copies."""
+    a, repeats = act_mask_sample(layer, seed, tensor)
+    return a if a is None or repeats == 1 else np.tile(a, (1, repeats, 1))
+
+
+def act_mask_sample(layer: Layer, seed: int = 0, tensor: np.ndarray | None = None
+                    ) -> tuple[np.ndarray | None, int]:
+    """``(mask, repeats)``: :func:`act_mask` is ``mask`` (``(count, M / repeats, K)``)
+    repeated ``repeats`` times along M, one copy per batch sample.
+
+    Samples share one mask when it is one sample's: a trace's, or a conv's one drawn input
+    tensor (:func:`act_tensor_mask`, drawn once per layer for the whole batch); a
+    density-only non-conv operand is drawn over all M rows (``repeats`` 1)."""
     op = layer.activation
     if op.mask is None and op.density >= 1.0:
-        return None
+        return None, 1
     return _im2col_view(layer, tensor if tensor is not None else act_tensor_mask(layer, seed),
                         seed)
 
@@ -222,10 +248,13 @@ def padded_act_mask(layer: Layer, seed: int = 0,
         return a
     d = layer.dims
     ones = np.ones((int(d["in_channels"]), int(d["in_h"]), int(d["in_w"])), dtype=bool)
-    return _im2col_view(layer, ones, seed)
+    cols, repeats = _im2col_view(layer, ones, seed)
+    return np.tile(cols, (1, repeats, 1)) if repeats > 1 else cols
 
 
-def _im2col_view(layer: Layer, tensor: np.ndarray | None, seed: int) -> np.ndarray:
+def _im2col_view(layer: Layer, tensor: np.ndarray | None,
+                 seed: int) -> tuple[np.ndarray, int]:
+    """One sample's im2col view and how many times the batch repeats it along M."""
     op = layer.activation
     g, m, k = layer.count, layer.M, layer.K
     if tensor is not None:
@@ -233,12 +262,10 @@ def _im2col_view(layer: Layer, tensor: np.ndarray | None, seed: int) -> np.ndarr
         cols = _im2col(tensor, layer)
     elif op.mask is None:
         return random_mask(_bounded(layer, (g, m, k), "activation"), op.density,
-                           mask_seed(seed, layer.name, "act"))
+                           mask_seed(seed, layer.name, "act")), 1
     else:
         cols = np.asarray(op.mask, dtype=bool).reshape(g, -1, k)
-    if cols.shape[1] != m:
-        cols = np.tile(cols, (1, m // cols.shape[1], 1))
-    return cols
+    return cols, m // cols.shape[1]
 
 
 def _im2col(mask: np.ndarray, layer: Layer) -> np.ndarray:
