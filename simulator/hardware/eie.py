@@ -20,7 +20,7 @@ from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.unit import ParamWidths
 from simulator.mapping.formats import line_entries
-from simulator.mapping.masks import act_mask, act_mask_sample, weight_mask
+from simulator.mapping.masks import act_mask, act_mask_sample, weight_mask, weight_mask_pieces
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.registry import ParamsModel
@@ -79,27 +79,44 @@ class EieArray(ParamWidths):
         """No natural width for a vector unit: the architecture must name one."""
         return None
 
-    def _entries(self, layer: Layer, w: np.ndarray | None,
-                 long_way: bool = False) -> np.ndarray:
-        """Stored entries ``(g, K, PEs)`` of each column in each PE (padding zeros incl.),
-        over chunks of K rows (memory: one chunk of the mask's nonzeros; ``long_way``: the
-        whole mask at once, the reference)."""
+    def _entries(self, layer: Layer, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(entries (g, K, PEs), w_k (g, K))``: stored entries of each column in each PE
+        (padding zeros incl.) and nonzero weights per column, over pieces of K rows of the
+        weight mask (:func:`~simulator.mapping.masks.weight_mask_pieces`: a density-only
+        mask is drawn piece by piece), so memory is one piece's, plus ``O(K x PEs)``."""
         g, k, n = layer.count, layer.K, layer.N
         pes = self.params.n_pes
-        if w is None:  # dense: PE p stores one entry per own row, no gaps (closed form)
+        rows_per_pe = -(-n // pes)
+        pieces = weight_mask_pieces(layer, seed, _CHUNK // (rows_per_pe * pes))
+        if pieces is None:  # dense: PE p stores one entry per own row, no gaps (closed form)
+            own = -(-(n - np.arange(pes)) // pes)
+            return (np.broadcast_to(own, (g, k, pes)).astype(np.int64),
+                    np.full((g, k), n, dtype=np.int64))
+        out = np.empty((g, k, pes), dtype=np.int64)
+        w_k = np.empty((g, k), dtype=np.int64)
+        for gi, k0, piece in pieces:
+            r = piece.shape[0]
+            wp = np.pad(piece, ((0, 0), (0, rows_per_pe * pes - n)))
+            # (rows, rows_per_pe, PEs) -> lines (rows, PE) over the PE's own rows
+            lines = wp.reshape(r, rows_per_pe, pes).transpose(0, 2, 1)
+            out[gi, k0:k0 + r] = line_entries(lines.reshape(-1, rows_per_pe),
+                                              self.params.index_bits).reshape(r, pes)
+            w_k[gi, k0:k0 + r] = piece.sum(axis=1)
+        return out, w_k
+
+    def _entries_long(self, layer: Layer, w: np.ndarray | None) -> np.ndarray:
+        """The reference of :meth:`_entries`' entries: the whole mask at once."""
+        g, k, n = layer.count, layer.K, layer.N
+        pes = self.params.n_pes
+        if w is None:
             own = -(-(n - np.arange(pes)) // pes)
             return np.broadcast_to(own, (g, k, pes)).astype(np.int64)
         rows_per_pe = -(-n // pes)
-        step = k if long_way else max(1, _CHUNK // (rows_per_pe * pes))
-        out = np.empty((g, k, pes), dtype=np.int64)
-        for gi in range(g):
-            for k0 in range(0, k, step):
-                wp = np.pad(w[gi, k0:k0 + step], ((0, 0), (0, rows_per_pe * pes - n)))
-                # (K, rows_per_pe, PEs) -> lines (K, PE) over the PE's own rows
-                lines = wp.reshape(-1, rows_per_pe, pes).transpose(0, 2, 1)
-                out[gi, k0:k0 + step] = line_entries(
-                    lines.reshape(-1, rows_per_pe), self.params.index_bits).reshape(-1, pes)
-        return out
+        wp = np.pad(w, ((0, 0), (0, 0), (0, rows_per_pe * pes - n)))
+        # (g, K, rows_per_pe, PEs) -> lines (g, K, PE) over the PE's own rows
+        lines = wp.reshape(g, k, rows_per_pe, pes).transpose(0, 1, 3, 2)
+        return line_entries(lines.reshape(-1, rows_per_pe),
+                            self.params.index_bits).reshape(g, k, pes)
 
     def _cycles(self, entries: np.ndarray, a: np.ndarray | None, m: int) -> int:
         """Cycles of all ``g x m`` input vectors through the queues, one after another
@@ -147,16 +164,17 @@ class EieArray(ParamWidths):
         vectors' own. ``long_way``: the reference (the full per-sample mask, the whole weight
         mask at once, the gathered queue model), identical integers (tested)."""
         g, m, k, n = layer.count, layer.M, layer.K, layer.N
-        w = weight_mask(layer, seed)
-        a, reps = (act_mask(layer, seed), 1) if long_way else act_mask_sample(layer, seed)
-        entries = self._entries(layer, w, long_way)
-        w_k = np.full((g, k), n, dtype=np.int64) if w is None else w.sum(axis=2)
-        a_k = np.full((g, k), m, dtype=np.int64) if a is None else reps * a.sum(axis=1)
         if long_way:
-            cycles = self._cycles_long(entries, a, m)
-        else:
-            cycles = reps * self._cycles(entries, a, m // reps)
-        return entries, w_k, a_k, cycles
+            w = weight_mask(layer, seed)
+            a = act_mask(layer, seed)
+            entries = self._entries_long(layer, w)
+            w_k = np.full((g, k), n, dtype=np.int64) if w is None else w.sum(axis=2)
+            a_k = np.full((g, k), m, dtype=np.int64) if a is None else a.sum(axis=1)
+            return entries, w_k, a_k, self._cycles_long(entries, a, m)
+        a, reps = act_mask_sample(layer, seed)
+        entries, w_k = self._entries(layer, seed)
+        a_k = np.full((g, k), m, dtype=np.int64) if a is None else reps * a.sum(axis=1)
+        return entries, w_k, a_k, reps * self._cycles(entries, a, m // reps)
 
     def map_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
                   ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:

@@ -19,7 +19,7 @@ from simulator.hardware.pe_kinds import pe_kind
 from simulator.hardware.registries import PE_ARRAYS
 from simulator.hardware.scnn_tiles import Tiling, conv_tiling, row_tiling
 from simulator.hardware.unit import ParamWidths
-from simulator.mapping.masks import act_mask, weight_mask
+from simulator.mapping.masks import act_mask, weight_mask, weight_mask_pieces
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.schedule import Buffer, LayerMapping, even_tiles
 from simulator.registry import ParamsModel
@@ -97,16 +97,17 @@ class ScnnArray(ParamWidths):
             return conv_tiling(layer, self.params.n_pes, seed)
         return row_tiling(layer, self.params.n_pes, seed)
 
-    def _products(self, layer: Layer, w: np.ndarray | None, tl: Tiling, groups: int,
-                  long_way: bool = False) -> tuple[np.ndarray, int]:
-        """``(per_pe (g, groups, PEs) cycles of one sample, products of one sample)``.
+    def _products(self, layer: Layer, seed: int, tl: Tiling,
+                  groups: int) -> tuple[np.ndarray, int, np.ndarray]:
+        """``(per_pe (g, groups, PEs) cycles of one sample, products of one sample, w_k (g,
+        K) nonzero weights per row)``.
 
-        Over chunks of input channels (memory: one chunk's ``(channels, taps, N)`` weights
-        and ``(channels, groups, phases)`` counts; ``long_way``: :meth:`_products_long`, the
-        reference). Exact: every term is an integer and every partial sum stays far below
-        2**53, so float64 sums do not depend on their order."""
-        if long_way:
-            return self._products_long(layer, w, tl, groups)
+        Over pieces of whole input channels of the weight mask
+        (:func:`~simulator.mapping.masks.weight_mask_pieces`: a density-only mask is drawn
+        piece by piece), so memory is one piece's ``(channels, taps, N)`` weights and
+        ``(channels, groups, phases)`` counts, plus ``O(K x PEs)``. Equal to
+        :meth:`_products_long`: every term is an integer and every partial sum stays far
+        below 2**53, so float64 sums do not depend on their order."""
         p = self.params
         na = tl.act_nnz                                      # (g, C, PEs, phases)
         g, channels, phases = na.shape[0], na.shape[1], na.shape[3]
@@ -114,29 +115,42 @@ class ScnnArray(ParamWidths):
         taps = layer.K // channels
         onehot = (tl.tap_phase[:, None] == np.arange(phases)[None, :]).astype(np.int64)
         a_steps = np.ceil(na / p.multipliers_i)
-        step = max(1, _CHUNK // (taps * (n + kg)))
+        step = max(1, _CHUNK // (taps * (n + kg)))           # channels per piece
+        pieces = weight_mask_pieces(layer, seed, step * taps)
+        if pieces is None:  # dense: every group holds its filters on every tap
+            sizes = np.minimum(kg, n - np.arange(0, n, kg))
+            dense = onehot.sum(axis=0)[None, None, :] * sizes[None, :, None]
+            pieces_n = ((gi, c0, np.broadcast_to(dense, (min(step, channels - c0), groups,
+                                                         phases)).astype(np.int64))
+                        for gi in range(g) for c0 in range(0, channels, step))
+            w_k = np.full((g, layer.K), n, dtype=np.int64)
+        else:
+            w_k = np.empty((g, layer.K), dtype=np.int64)
+            pieces_n = (self._filter_groups(piece, gi, k0, taps, onehot, groups, w_k)
+                        for gi, k0, piece in pieces)
         per_pe = np.zeros((g, groups, na.shape[2]))
         products = 0
-        for gi in range(g):
-            for c0 in range(0, channels, step):
-                cc = min(step, channels - c0)
-                if w is None:  # dense: every group holds its filters on every tap
-                    sizes = np.minimum(kg, n - np.arange(0, n, kg))
-                    nw = np.broadcast_to(onehot.sum(axis=0)[None, None, :]
-                                         * sizes[None, :, None],
-                                         (cc, groups, phases)).astype(np.int64)
-                else:
-                    wc = w[gi, c0 * taps:(c0 + cc) * taps].reshape(cc, taps, n)
-                    wc = np.pad(wc, ((0, 0), (0, 0), (0, (-n) % kg)))
-                    per_tap = wc.reshape(cc, taps, groups, kg).sum(axis=3, dtype=np.int32)
-                    nw = np.einsum("ctq,tf->cqf", per_tap, onehot)  # (C, groups, phases)
-                axes = ([0, 2], [0, 2])  # contract channels and phases: BLAS, exact integers
-                per_pe[gi] += np.tensordot(np.ceil(nw / p.multipliers_f),
-                                           a_steps[gi, c0:c0 + cc], axes=axes)
-                products += int(np.tensordot(nw.astype(np.float64),
-                                             na[gi, c0:c0 + cc].astype(np.float64),
-                                             axes=axes).sum())
-        return per_pe, products
+        axes = ([0, 2], [0, 2])  # contract channels and phases: BLAS, exact integers
+        for gi, c0, nw in pieces_n:
+            cc = nw.shape[0]
+            per_pe[gi] += np.tensordot(np.ceil(nw / p.multipliers_f),
+                                       a_steps[gi, c0:c0 + cc], axes=axes)
+            products += int(np.tensordot(nw.astype(np.float64),
+                                         na[gi, c0:c0 + cc].astype(np.float64),
+                                         axes=axes).sum())
+        return per_pe, products, w_k
+
+    def _filter_groups(self, piece: np.ndarray, gi: int, k0: int, taps: int,
+                       onehot: np.ndarray, groups: int,
+                       w_k: np.ndarray) -> tuple[int, int, np.ndarray]:
+        """``(group, first channel, (channels, groups, phases) nonzero weights)`` of one
+        piece of whole channels; fills the piece's rows of ``w_k``."""
+        n, kg = piece.shape[1], self.params.output_channel_group
+        cc = piece.shape[0] // taps
+        w_k[gi, k0:k0 + piece.shape[0]] = piece.sum(axis=1)
+        wc = np.pad(piece.reshape(cc, taps, n), ((0, 0), (0, 0), (0, (-n) % kg)))
+        per_tap = wc.reshape(cc, taps, groups, kg).sum(axis=3, dtype=np.int32)
+        return gi, k0 // taps, np.einsum("ctq,tf->cqf", per_tap, onehot)
 
     def _products_long(self, layer: Layer, w: np.ndarray | None, tl: Tiling,
                        groups: int) -> tuple[np.ndarray, int]:
@@ -170,10 +184,13 @@ class ScnnArray(ParamWidths):
         na = tl.act_nnz                                      # (g, C, PEs, phases)
         channels = na.shape[1]
         groups = -(-n // p.output_channel_group)
-        w = weight_mask(layer, seed)
         taps = layer.K // channels                           # kh * kw (1 for non-conv)
-        per_pe, products = self._products(layer, w, tl, groups, long_way)
-        w_k = np.full((g, layer.K), n, dtype=np.int64) if w is None else w.sum(axis=2)
+        if long_way:
+            w = weight_mask(layer, seed)
+            per_pe, products = self._products_long(layer, w, tl, groups)
+            w_k = np.full((g, layer.K), n, dtype=np.int64) if w is None else w.sum(axis=2)
+        else:
+            per_pe, products, w_k = self._products(layer, seed, tl, groups)
         b = tl.batch                                         # samples one after another
         cycles = max(b * int(per_pe.max(axis=2).sum()), 1)   # barrier per group
         products *= b

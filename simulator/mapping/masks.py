@@ -31,6 +31,7 @@ from __future__ import annotations
 import itertools
 import math
 import zlib
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
@@ -56,21 +57,62 @@ def random_mask(shape: tuple[int, ...], density: float, seed: int) -> np.ndarray
     100 M-weight layer needs little more than its boolean mask in memory."""
     size = math.prod(shape)
     out = np.empty(size, dtype=bool)
-    rng = np.random.default_rng(seed)
+    draws = _Draws(seed)
     threshold = round(density * 65536)
-    step = 1 << 20  # even: every chunk takes whole 32-bit draws, the stream is unchunked
-    for start in range(0, size, step):
-        stop = min(size, start + step)
-        np.less(_uint16_draws(rng, stop - start), threshold, out=out[start:stop])
+    for start in range(0, size, 1 << 20):
+        stop = min(size, start + (1 << 20))
+        np.less(draws.take(stop - start), threshold, out=out[start:stop])
     return out.reshape(shape)
 
 
-def _uint16_draws(rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` little-endian 16-bit values of ``rng.bytes(2 n)`` (numpy defines ``bytes`` as
-    the little-endian bytes of ``ceil(len / 4)`` uint32 ``integers`` draws, cut to length),
-    without its two byte-string copies."""
-    words = rng.integers(0, 1 << 32, size=-(-n // 2), dtype=np.uint32)
-    return words.astype("<u4", copy=False).view("<u2")[:n]
+class _Draws:
+    """The seeded 16-bit stream of :func:`random_mask`, taken in pieces of any length: the
+    little-endian halves of consecutive uint32 ``integers`` draws, as ``rng.bytes`` defines
+    its bytes (without its two byte-string copies), a spare half kept for the next piece."""
+
+    def __init__(self, seed: int) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.spare: np.ndarray | None = None
+
+    def take(self, n: int) -> np.ndarray:
+        if n <= 0:
+            return np.empty(0, dtype="<u2")
+        head = 0 if self.spare is None else 1
+        words = self.rng.integers(0, 1 << 32, size=-(-(n - head) // 2), dtype=np.uint32)
+        halves = words.astype("<u4", copy=False).view("<u2")
+        out = halves[:n - head] if self.spare is None else np.concatenate(
+            [self.spare, halves[:n - head]])
+        self.spare = halves[n - head:].copy() if len(halves) > n - head else None
+        return out
+
+
+def weight_mask_pieces(layer: Layer, seed: int,
+                       rows: int) -> Iterator[tuple[int, int, np.ndarray]] | None:
+    """:func:`weight_mask` in pieces ``(group, k0, (k1 - k0, N) mask)`` of at most ``rows``
+    K rows, in order, or None if dense. A density-only i.i.d. mask is drawn piece by piece
+    (the same bits: one stream), so a consumer that reduces each piece needs memory for one
+    piece only; any other mask (trace, magnitude, N:M) is drawn whole and sliced."""
+    op = layer.weight
+    if op.mask is None and op.density >= 1.0:
+        return None
+    g, k, n = layer.count, layer.K, layer.N
+    rows = max(1, rows)
+    lazy = op.mask is None and op.mask_model != "magnitude" and ":" not in op.structure
+    if not lazy:
+        w = weight_mask(layer, seed)
+        assert w is not None
+        return ((gi, k0, w[gi, k0:k0 + rows]) for gi in range(g) for k0 in range(0, k, rows))
+    _bounded(layer, (g, k, n), "weight")
+    return _drawn_pieces(g, k, n, rows, op.density, mask_seed(seed, layer.name, "weight"))
+
+
+def _drawn_pieces(g: int, k: int, n: int, rows: int, density: float,
+                  seed: int) -> Iterator[tuple[int, int, np.ndarray]]:
+    draws, threshold = _Draws(seed), round(density * 65536)
+    for gi in range(g):
+        for k0 in range(0, k, rows):
+            r = min(rows, k - k0)
+            yield gi, k0, (draws.take(r * n) < threshold).reshape(r, n)
 
 
 #: ``(sigma_row, sigma_col)``: std of log row / column RMS of digits-lenet fc1 (64 x 128),
