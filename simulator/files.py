@@ -119,8 +119,9 @@ def yaml_problems(text: str) -> tuple[Any, list[tuple[str, str]]]:
         return None, [("", f"not valid YAML: {exc}")]
 
 
-def read_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
-    """Read a YAML file strictly: missing file, syntax errors and duplicate keys are errors."""
+def read_text(path: str | Path, error: type[ConfigError] = ConfigError) -> str:
+    """The text of a YAML input file, checked as :func:`read_yaml` checks it (exists, within
+    :data:`MAX_YAML_BYTES`, UTF-8)."""
     p = Path(path)
     check_file(p, error, "a YAML file")
     size = p.stat().st_size
@@ -128,10 +129,17 @@ def read_yaml(path: str | Path, error: type[ConfigError] = ConfigError) -> Any:
         raise error(str(p), [("", f"file is {size:,} bytes; YAML inputs are limited to "
                                   f"{MAX_YAML_BYTES:,} bytes (simulator.files.MAX_YAML_BYTES)")])
     try:
-        text = p.read_text(encoding="utf-8-sig")
+        return p.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise error(str(p), [("", f"not UTF-8 text, so not YAML: {exc}")]) from None
-    data, problems = yaml_problems(text)
+
+
+def read_yaml(path: str | Path, error: type[ConfigError] = ConfigError, *,
+              text: str | None = None) -> Any:
+    """Read a YAML file strictly: missing file, syntax errors and duplicate keys are errors.
+    ``text``: the file's contents, already read by :func:`read_text` (parsed, not re-read)."""
+    p = Path(path)
+    data, problems = yaml_problems(read_text(p, error) if text is None else text)
     if problems:
         raise error(str(p), problems)
     return data

@@ -35,6 +35,7 @@ from typing import Any
 
 import numpy as np
 
+from simulator.cost.table_file import TableFiles
 from simulator.mapping.options import MappingContext
 from simulator.report import LayerResult
 from simulator.workload.layer import Layer, Operand
@@ -122,13 +123,17 @@ def base_key(arch_text: str, ctx: MappingContext, seed: int) -> str:
 class LayerCache:
     """A bounded memo of layer outcomes keyed by content (module docstring). Pass the same
     instance to several :func:`~simulator.simulation.simulate` calls to share results
-    between them; ``max_entries`` bounds it (least recently used dropped first)."""
+    between them; ``max_entries`` bounds it (least recently used dropped first). It also
+    keeps the energy-table and area files those calls read, parsed once by content
+    (:class:`~simulator.cost.table_file.TableFiles`: a changed file is re-read)."""
 
     def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
         if max_entries < 1:
             raise ValueError(f"LayerCache max_entries must be >= 1, got {max_entries}")
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[Any, ...], Outcome] = OrderedDict()
+        #: the energy-table and area files its simulations read, parsed once (by content)
+        self.tables = TableFiles()
         self.hits = 0
         self.misses = 0
 

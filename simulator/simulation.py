@@ -34,7 +34,7 @@ from simulator.arch.config import ArchConfig
 from simulator.arch.placement import place_and_map
 from simulator.cost.actions import count_actions, leaky
 from simulator.cost.table import EnergyTable
-from simulator.cost.table_file import table_for
+from simulator.cost.table_file import TableFiles, table_for
 from simulator.engine import run_tiles
 from simulator.mapping.options import BufferView, MappingContext, MappingCosts
 from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
@@ -272,7 +272,9 @@ def simulate(arch: ArchConfig, workload: Workload,
         acc.pe_array.check_workload(workload.layers)
     # the search prices candidates with the architecture's table (without the per-format
     # variants, which only the counted actions name), each PE array at its own entries
-    prices = energy_table if energy_table is not None else table_for(arch, acc)
+    # energy and area files parsed once per cache (a sweep's chunk of points), else per call
+    files = cache.tables if memo and cache is not None else TableFiles()
+    prices = energy_table if energy_table is not None else table_for(arch, acc, files=files)
     unit_costs = {name: mapping_costs(prices, acc, name) for name in acc.units}
     base = MappingContext(params=arch.mapping, costs=unit_costs[next(iter(acc.units))],
                           memo={})
@@ -292,7 +294,9 @@ def simulate(arch: ArchConfig, workload: Workload,
             unit.check_workload([la for la, r in zip(workload.layers, results, strict=True)
                                  if r.unit == name])
     variants = {a for r in results for (_, a) in r.actions if "@" in a}
-    table = energy_table if energy_table is not None else table_for(arch, acc, variants)
+    # no per-format variants: the counted actions' table is the one the search priced with
+    table = prices if energy_table is not None or not variants else table_for(
+        arch, acc, variants, files)
     table.require(k for r in results for k in r.actions)
     return Report(arch=arch.name, workload=workload.name, n_pes=acc.pe_array.n_pes,
                   clock_mhz=arch.clock_mhz, results=results, energy_table=table,

@@ -63,10 +63,10 @@ class AreaData(BaseModel):
     full_adder_um2: Sourced
 
 
-def load_area_data(path: str | Path) -> AreaData:
-    """Read and validate an area YAML file."""
+def load_area_data(path: str | Path, text: str | None = None) -> AreaData:
+    """Read and validate an area YAML file (``text``: its contents, already read)."""
     try:
-        return AreaData.model_validate(read_yaml(Path(path)))
+        return AreaData.model_validate(read_yaml(Path(path), text=text))
     except ValidationError as exc:
         raise ConfigError(str(path), pydantic_errors(exc)) from None
 

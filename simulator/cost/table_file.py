@@ -27,7 +27,8 @@ A count with no entry is never priced at zero: :meth:`EnergyTable.require` raise
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -36,12 +37,12 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from simulator.arch.accelerator import Accelerator, build
 from simulator.arch.config import ArchConfig
 from simulator.cost.actions import INSTANCES, known_actions
-from simulator.cost.area import area_table, load_area_data
+from simulator.cost.area import AreaData, area_table, load_area_data
 from simulator.cost.models import ENERGY_MODELS, parse_variant
 from simulator.cost.table import EnergyTable, Entry, kind_of
 from simulator.cost.technology import scale_factor
 from simulator.errors import ConfigError, EnergyError
-from simulator.files import read_yaml
+from simulator.files import read_text, read_yaml
 from simulator.hardware.registries import BUFFERS, DRAMS, PE_ARRAYS, VECTOR_UNITS
 from simulator.registry import ComponentSpec, pydantic_errors
 
@@ -73,17 +74,45 @@ def resolve_path(path: str | Path) -> Path:
     return p if p.is_absolute() or p.is_file() else ARCH_CONFIGS / p
 
 
-def load_energy_table(path: str | Path, arch: ArchConfig, acc: Accelerator | None = None,
-                      variants: Iterable[str] = ()) -> EnergyTable:
-    """Produce the table of ``arch`` from an energy YAML file, at ``arch.technology_nm``.
+class TableFiles:
+    """Parsed energy-table and area files, by path and **content**, for one owner to reuse
+    (a :class:`~simulator.memo.LayerCache` holds one, so a sweep's points and the two table
+    look-ups of one ``simulate`` parse each file once). Every look-up reads the file's text
+    (microseconds) and parses only text it has not seen under that path: a changed file is
+    always re-read, never served stale (``tests/test_table_cache.py`` checks both against a
+    fresh parse). Bounded: at most ``max_entries`` parsed files (least recently used dropped
+    first); a file that does not validate is never stored (its error is raised each time)."""
 
-    ``variants``: ``mac@<format><w>x<a>`` actions (layers at other precisions than the PE's,
-    :mod:`simulator.cost.actions`) whose entries the model produces too. A model that prices
-    leakage from area needs an ``area:`` file (else an :class:`EnergyError` naming the table);
-    every fixed entry must name a component of the architecture (or a registered impl) and an
-    action that is counted for it (else a :class:`ConfigError` listing the known ones)."""
-    p = resolve_path(path)
-    raw = read_yaml(p)
+    def __init__(self, max_entries: int = 32) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[str, str, str], Any] = OrderedDict()
+        self.hits = 0
+
+    def _get(self, kind: str, path: Path, parse: Callable[[str], Any]) -> Any:
+        text = read_text(path)
+        key = (kind, str(path), text)
+        hit = self._entries.get(key)
+        if hit is not None:
+            self.hits += 1
+            self._entries.move_to_end(key)
+            return hit
+        out = self._entries[key] = parse(text)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+        return out
+
+    def energy(self, path: Path) -> tuple[_TableFile, ComponentSpec | None]:
+        """The validated contents of energy table file ``path`` and its model's spec."""
+        return self._get("energy", path, lambda text: _parse_table(path, text))
+
+    def area(self, path: Path) -> AreaData:
+        """The validated contents of area file ``path``."""
+        return self._get("area", path, lambda text: load_area_data(path, text))
+
+
+def _parse_table(p: Path, text: str) -> tuple[_TableFile, ComponentSpec | None]:
+    """Validate an energy table file's ``text`` (every error at once, naming ``p``)."""
+    raw = read_yaml(p, text=text)
     try:
         spec = _TableFile.model_validate(raw)
     except ValidationError as exc:
@@ -98,11 +127,28 @@ def load_energy_table(path: str | Path, arch: ArchConfig, acc: Accelerator | Non
     errors += _unknown_keys(spec)
     if errors:
         raise ConfigError(str(p), errors)
+    return spec, model
+
+
+def load_energy_table(path: str | Path, arch: ArchConfig, acc: Accelerator | None = None,
+                      variants: Iterable[str] = (), files: TableFiles | None = None
+                      ) -> EnergyTable:
+    """Produce the table of ``arch`` from an energy YAML file, at ``arch.technology_nm``.
+
+    ``variants``: ``mac@<format><w>x<a>`` actions (layers at other precisions than the PE's,
+    :mod:`simulator.cost.actions`) whose entries the model produces too. A model that prices
+    leakage from area needs an ``area:`` file (else an :class:`EnergyError` naming the table);
+    every fixed entry must name a component of the architecture (or a registered impl) and an
+    action that is counted for it (else a :class:`ConfigError` listing the known ones).
+    ``files``: parsed files to reuse (:class:`TableFiles`; default: parse them here)."""
+    p = resolve_path(path)
+    files = files if files is not None else TableFiles()
+    spec, model = files.energy(p)
     acc = acc if acc is not None else build(arch)
     area: dict[str, float] = {}
     area_src: dict[str, str] = {}
     if spec.area is not None:
-        area, area_src = area_table(acc, load_area_data(p.parent / spec.area))
+        area, area_src = area_table(acc, files.area(p.parent / spec.area))
     entries: dict[tuple[str, str], Entry] = {}
     if model is not None:
         impl = ENERGY_MODELS.build("model", model)
@@ -175,10 +221,11 @@ def _fixed_entries(spec: _TableFile, acc: Accelerator) -> dict[tuple[str, str], 
 
 
 def table_for(arch: ArchConfig, acc: Accelerator | None = None,
-              variants: Iterable[str] = ()) -> EnergyTable:
-    """The table ``simulate`` uses: ``arch.energy_table``, else :data:`DEFAULT_TABLE`."""
+              variants: Iterable[str] = (), files: TableFiles | None = None) -> EnergyTable:
+    """The table ``simulate`` uses: ``arch.energy_table``, else :data:`DEFAULT_TABLE`
+    (``files``: parsed files to reuse, :class:`TableFiles`)."""
     if arch.energy_table is not None and not resolve_path(arch.energy_table).is_file():
         raise ConfigError(arch.source, [("energy_table", f"{arch.energy_table!r} not found: "
                                                          f"give a path relative to the working "
                                                          f"directory or to {ARCH_CONFIGS}")])
-    return load_energy_table(arch.energy_table or DEFAULT_TABLE, arch, acc, variants)
+    return load_energy_table(arch.energy_table or DEFAULT_TABLE, arch, acc, variants, files)
