@@ -100,8 +100,9 @@ def layer_key(layer: Layer, hashes: MaskHashes | None = None,
 
 def context_key(ctx: MappingContext) -> tuple[Any, ...]:
     """The per-layer part of a mapping context (the options and prices are in the base)."""
-    views = None if ctx.buffers is None else tuple(
-        (b, dataclasses.astuple(v)) for b, v in sorted(ctx.buffers.items()))
+    views = None if ctx.buffers is None else tuple(  # a BufferView's fields (no astuple copy)
+        (b, (v.capacity_bytes, v.tile_bytes, v.bits_per_cycle, v.word_bits))
+        for b, v in sorted(ctx.buffers.items()))
     return (tuple(sorted(ctx.resident)), ctx.keep_output, views, ctx.kept_inputs,
             ctx.fold_classes)
 

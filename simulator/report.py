@@ -141,8 +141,13 @@ class Report:
         fields = [c for c in LAYER_COLUMNS if c != "energy_pj"]  # priced below; no asdict copy
         rows = [{k: getattr(r, k) for k in fields} for r in self.results]
         df = pd.DataFrame(rows, columns=LAYER_COLUMNS)
-        df["energy_pj"] = layer_energy_pj([r.actions for r in self.results], self.energy_table)
+        df["energy_pj"] = self.layer_energy_pj
         return df
+
+    @cached_property
+    def layer_energy_pj(self) -> list[float]:
+        """Each layer's energy (the ``energy_pj`` column of :attr:`layers`, without a frame)."""
+        return layer_energy_pj([r.actions for r in self.results], self.energy_table)
 
     @cached_property
     def units(self) -> pd.DataFrame:
@@ -191,23 +196,40 @@ class Report:
 
     @cached_property
     def totals(self) -> dict[str, Any]:
-        """Whole-network totals; utilisation is MAC-weighted over the network's cycles."""
-        df = self.layers
+        """Whole-network totals; utilisation is MAC-weighted over the network's cycles.
+
+        Computed from the layer results without a frame, with the arithmetic of the frame's
+        column sums (pandas sums skip NaN; a float column makes every sum float64), so the
+        values are those of summing :attr:`layers` (``tests/test_report.py`` checks both)."""
+        import numpy as np
+
+        res = self.results
+        energy = self.layer_energy_pj
+
+        def col(c: str) -> np.ndarray:
+            return np.array([getattr(r, c) for r in res]) if res else np.zeros(0)
+
         summed = [c for c in LAYER_COLUMNS[7:] if c not in _NOT_SUMMED and c != "preload_bytes"]
-        sums = {str(c): int(v) for c, v in df[summed].sum().items()}  # one pass
-        gemm = df[df["folds"] > 0]
-        used = float((gemm["mapping_efficiency"] * gemm["folds"]).sum())
+        cols = {c: col(c) for c in summed}
+        raw = {c: np.nansum(a) if a.dtype.kind == "f" else a.sum() for c, a in cols.items()}
+        if any(a.dtype.kind == "f" for a in cols.values()):  # the frame's sum: one float64
+            raw = {c: np.float64(v) for c, v in raw.items()}  # Series for every column
+        sums = {c: int(v) for c, v in raw.items()}
+        gemm = cols["folds"] > 0
+        folds, comp = cols["folds"][gemm], cols["compute_cycles"][gemm]
+        eff, util = col("mapping_efficiency")[gemm], col("compute_utilisation")[gemm]
+        used = float(np.nansum(eff * folds))
         total = sums["total_cycles"]
+        n_gemm = int(gemm.sum())
         return {
-            "arch": self.arch, "workload": self.workload, "layers": len(df), **sums,
-            "pe_utilisation": (float((df["pe_utilisation"] * df["total_cycles"]).sum())
+            "arch": self.arch, "workload": self.workload, "layers": len(res), **sums,
+            "pe_utilisation": (float(np.nansum(col("pe_utilisation") * cols["total_cycles"]))
                                / total if total else 0.0),
-            "compute_utilisation": (float((gemm["compute_utilisation"]
-                                           * gemm["compute_cycles"]).sum())
-                                    / float(gemm["compute_cycles"].sum()) if len(gemm) else 0.0),
-            "mapping_efficiency": used / float(gemm["folds"].sum()) if len(gemm) else 0.0,
+            "compute_utilisation": (float(np.nansum(util * comp)) / float(comp.sum())
+                                    if n_gemm else 0.0),
+            "mapping_efficiency": used / float(folds.sum()) if n_gemm else 0.0,
             "latency_us": total / self.clock_mhz,
-            **energy_totals(math.fsum(df["energy_pj"]), total, self.clock_mhz, sums["macs"],
+            **energy_totals(math.fsum(energy), total, self.clock_mhz, sums["macs"],
                             self.energy_table.area_mm2 if self.energy_table else {},
                             sums["effectual_macs"], self._onchip_pj()),
             "preload_dram_bytes": self.preload.dram_read_bytes,
@@ -215,13 +237,13 @@ class Report:
         }
 
     def _onchip_pj(self) -> float:
-        """Energy of every component but the off-chip DRAM (kind ``offchip``)."""
+        """Energy of every component but the off-chip DRAM (kind ``offchip``): the
+        :attr:`energy` rows' sum, priced as they are (float count x pJ), without the frame."""
         if self.energy_table is None:
             return math.nan
-        e = self.energy
-        off = [self.energy_table.entries[(c, a)].kind == "offchip"
-               for c, a in zip(e["component"], e["action"], strict=True)]
-        return math.fsum(e["energy_pj"][[not o for o in off]])
+        e = self.energy_table.entries
+        return math.fsum(float(n) * e[k].pj for r in self.results for k, n in r.actions.items()
+                         if e[k].kind != "offchip")
 
     def write(self, directory: str | Path, fmt: str = "csv", *, name: str | None = None,
               inputs: Mapping[str, str] | None = None) -> list[Path]:

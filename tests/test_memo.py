@@ -125,3 +125,16 @@ def test_cache_is_bounded():
     wl = Workload("w", tuple(make_layer(8, 8, n, name=f"l{n}") for n in (3, 4, 5, 6)))
     simulate(arch, wl, cache=cache)
     assert len(cache) == 2
+
+
+def test_the_context_key_covers_every_field_of_a_buffer_view() -> None:
+    """The key spells a BufferView's fields out (no astuple copy): a new field must join it."""
+    from simulator.mapping.options import BufferView, MappingContext, MappingParams
+    from simulator.memo import context_key
+
+    view = BufferView(100.0, 50.0, 64.0, 8)
+    keys = {context_key(MappingContext(params=MappingParams(), buffers={"ifmap": view}))}
+    for f in dataclasses.fields(BufferView):
+        changed = dataclasses.replace(view, **{f.name: getattr(view, f.name) + 1})
+        keys.add(context_key(MappingContext(params=MappingParams(), buffers={"ifmap": changed})))
+    assert len(keys) == 1 + len(dataclasses.fields(BufferView))

@@ -120,3 +120,65 @@ def test_nan_mapping_efficiency_only_for_vector_layers(report):
     assert vector.any() and (~vector).any()
     assert df.loc[vector, "mapping_efficiency"].map(math.isnan).all()
     assert not df.loc[~vector, "mapping_efficiency"].map(math.isnan).any()
+
+
+def _totals_from_frames(r) -> dict:
+    """``Report.totals`` the long way: summing the :attr:`Report.layers` and
+    :attr:`Report.energy` frames (the implementation before the frame-free one)."""
+    from simulator.cost.metrics import energy_totals
+    from simulator.report import _NOT_SUMMED
+
+    df = r.layers
+    summed = [c for c in LAYER_COLUMNS[7:] if c not in _NOT_SUMMED and c != "preload_bytes"]
+    sums = {str(c): int(v) for c, v in df[summed].sum().items()}
+    gemm = df[df["folds"] > 0]
+    used = float((gemm["mapping_efficiency"] * gemm["folds"]).sum())
+    total = sums["total_cycles"]
+    e = r.energy
+    off = [r.energy_table.entries[(c, a)].kind == "offchip"
+           for c, a in zip(e["component"], e["action"], strict=True)]
+    onchip = math.fsum(e["energy_pj"][[not o for o in off]])
+    return {
+        "arch": r.arch, "workload": r.workload, "layers": len(df), **sums,
+        "pe_utilisation": (float((df["pe_utilisation"] * df["total_cycles"]).sum()) / total
+                           if total else 0.0),
+        "compute_utilisation": (float((gemm["compute_utilisation"]
+                                       * gemm["compute_cycles"]).sum())
+                                / float(gemm["compute_cycles"].sum()) if len(gemm) else 0.0),
+        "mapping_efficiency": used / float(gemm["folds"].sum()) if len(gemm) else 0.0,
+        "latency_us": total / r.clock_mhz,
+        **energy_totals(math.fsum(df["energy_pj"]), total, r.clock_mhz, sums["macs"],
+                        r.energy_table.area_mm2, sums["effectual_macs"], onchip),
+        "preload_dram_bytes": r.preload.dram_read_bytes,
+        "preload_cycles": r.preload.cycles, "preload_energy_pj": r.preload.energy_pj,
+    }
+
+
+@pytest.mark.parametrize("arch, net", [
+    ("scalesim_32x32_os", "lenet5"), ("scalesim_32x32_ws", "resnet18"),
+    ("eyeriss_12x14", "alexnet"), ("sparse_2of4_32x32_ws", "mobilenetv2"),
+    ("edge_xnor_int8", "finn_sfc"), ("eie_like", "lenet5"), ("scnn_like", "lenet5"),
+    ("llm_128x128_ws", "bert_base_layer"), ("edge_bitserial_w", "lenet5")])
+def test_totals_equal_the_frame_sums_exactly(arch: str, net: str) -> None:
+    """The frame-free totals are the frames' sums to the last bit (and type), NaN included."""
+    r = simulate(load_arch(REPO / "arch_configs" / f"{arch}.yaml"),
+                 load_workload(REPO / "workloads" / "networks" / f"{net}.yaml"))
+    fast, slow = r.totals, _totals_from_frames(r)
+    assert list(fast) == list(slow)
+    for k, v in slow.items():
+        assert type(fast[k]) is type(v), k
+        assert fast[k] == v or (isinstance(v, float) and math.isnan(v) and math.isnan(fast[k])), k
+    assert r.layer_energy_pj == r.layers["energy_pj"].tolist()
+
+
+def test_totals_equal_the_frame_sums_with_a_float_column_and_nan(report) -> None:
+    """A float in a summed column makes the frame sum every column in float64, and pandas
+    sums skip NaN: the frame-free totals do the same."""
+    import dataclasses
+
+    rs = list(report.results)
+    rs[0] = dataclasses.replace(rs[0], sram_ifmap_reads=2.5, pe_utilisation=math.nan,
+                                macs=2**60 + 1)
+    r = dataclasses.replace(report, results=tuple(rs))
+    fast, slow = r.totals, _totals_from_frames(r)
+    assert fast == slow and fast["macs"] != sum(x.macs for x in rs)  # rounded via float64

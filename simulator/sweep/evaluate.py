@@ -96,7 +96,7 @@ def run_point(task: Task, loaded: Loaded, cache: LayerCache | None = None) -> Po
         layers = {**{k: [v] * n for k, v in task.meta.items()},
                   "arch_name": [report.arch] * n,
                   **{c: [getattr(r, c) for r in res] for c in LAYER_COLUMNS if c != "energy_pj"},
-                  "energy_pj": report.layers["energy_pj"].tolist(),
+                  "energy_pj": list(report.layer_energy_pj),
                   "unit_n_pes": [report.unit_pes.get(r.unit, report.n_pes) for r in res],
                   **_columns(cats)}
     except SimulatorError as exc:
