@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 
@@ -152,41 +152,51 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
     rest_c = busy - tl
     q, rr = rest_c // p, rest_c % p
 
-    def piece(k: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Piece ``k[i]`` of a fold of class ``rows[i]``, as build_tiles computes it."""
-        pr, sh = p[rows], share[rows]
+    every = np.arange(len(busy))
+
+    def at(rows: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """Gather per-class values at ``rows`` (all classes in order: no copy)."""
+        return (lambda a: a) if rows is every else (lambda a: a[rows])
+
+    def piece(k: np.ndarray, rows: np.ndarray, ends: bool = True) -> dict[str, np.ndarray]:
+        """Piece ``k[i]`` of a fold of class ``rows[i]``, as build_tiles computes it (``ends``:
+        also its busy cycles, head and tail, else the bytes only)."""
+        g = at(rows)
+        pr, sh = g(p), g(share)
         first, last = k == 0, k == pr - 1
-        out = {"busy": q[rows] + (k < rr[rows]) + np.where(last, tl[rows], 0)}
+        out = {"busy": g(q) + (k < g(rr)) + np.where(last, g(tl), 0)} if ends else {}
         hd = np.zeros(len(rows))
         for op, v in loads.items():
-            hr, keep = h[op][rows], whole[op][rows]
+            hr, keep = g(h[op]), g(whole[op])
             hp = np.where(keep, np.where(first, hr, 0.0), hr * sh)
-            out[op] = hp + (v[rows] - hr) * sh
-            hd = hd + np.where(first | ~keep, hp, 0.0)
-        s_r = st[rows]
-        p_st = np.where(whole["psum"][rows], np.where(last, s_r, 0.0), s_r * sh)
-        out.update(head=hd, st=p_st, stores=(stores[rows] - s_r) * sh + p_st,
-                   tail=np.where(last, tl[rows], 0))
+            out[op] = hp + (g(v) - hr) * sh
+            if ends:
+                hd = hd + np.where(first | ~keep, hp, 0.0)
+        s_r = g(st)
+        p_st = np.where(g(whole["psum"]), np.where(last, s_r, 0.0), s_r * sh)
+        out["stores"] = (g(stores) - s_r) * sh + p_st
+        if ends:
+            out.update(head=hd, st=p_st, tail=np.where(last, g(tl), 0))
         return out
 
     def prefix(x: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
         """Sums over the first ``x`` pieces (``0 <= x <= p``) of one fold of class ``rows``."""
-        sh, full = share[rows], x == p[rows]
-        out = {"busy": x * q[rows] + np.minimum(x, rr[rows]) + np.where(full, tl[rows], 0)}
+        g = at(rows)
+        sh, full = g(share), x == g(p)
+        out = {"busy": x * g(q) + np.minimum(x, g(rr)) + np.where(full, g(tl), 0)}
         for op, v in loads.items():
-            hr = h[op][rows]
+            hr = g(h[op])
             kept = np.where(x >= 1, hr, 0.0)
-            out[op] = x * ((v[rows] - hr) * sh) + np.where(whole[op][rows], kept, x * (hr * sh))
-        s_r = st[rows]
-        out["stores"] = x * ((stores[rows] - s_r) * sh) + np.where(
-            whole["psum"][rows], np.where(full, s_r, 0.0), x * (s_r * sh))
+            out[op] = x * ((g(v) - hr) * sh) + np.where(g(whole[op]), kept, x * (hr * sh))
+        s_r = g(st)
+        out["stores"] = x * ((g(stores) - s_r) * sh) + np.where(
+            g(whole["psum"]), np.where(full, s_r, 0.0), x * (s_r * sh))
         return out
 
     n_p = int((mult * p).sum())
     group = max(1, -(-n_p // TARGET_TILES))
-    every = np.arange(len(busy))
-    ends_k = [piece(np.zeros_like(p), every), piece(np.minimum(1, p - 1), every),
-              piece(p - 1, every)]
+    ends_k = [piece(np.zeros_like(p), every, False),
+              piece(np.minimum(1, p - 1), every, False), piece(p - 1, every, False)]
     for b in ("ifmap", "filter", "ofmap"):
         largest = max(float((v["psum"] + v["stores"] if b == "ofmap" else v[b]).max())
                       for v in ends_k) if len(p) else 0.0

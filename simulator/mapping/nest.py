@@ -171,7 +171,8 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     ext = np.stack([ax[j].max_extent(per_tile[:, j]) for j in cols], axis=1)
     within = np.stack([ax[j].within_units(per_tile[:, j]) for j in cols], axis=1)
     positions = np.stack([ax[j].positions(per_tile[:, j]) for j in cols], axis=1)
-    pos = np.argsort(orders, axis=1) + 1
+    pos = np.empty_like(orders)  # the inverse permutation of each order (its argsort)
+    np.put_along_axis(pos, orders, np.arange(1, 4, dtype=orders.dtype)[None, :], axis=1)
     return {"n": n, "ext": ext, "within": within, "positions": positions, "pos": pos,
             "orders": orders}
 
@@ -191,6 +192,12 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
     # loads(l) = product of the tile counts of the loops at positions <= l
     ordered_n = np.take_along_axis(n, orders, axis=1).astype(np.float64)
     loads = np.concatenate([np.ones((n_cand, 1)), np.cumprod(ordered_n, axis=1)], axis=1)
+    fetched_once = loads <= 1
+    # per dimension, shared by the two operands that depend on it: the loop is inside the
+    # level (``pos > level``) and the operand's extent along it there (whole, or one tile)
+    inside = [pos[:, j, None] > level for j in range(3)]
+    extent = [np.where(inside[j], full[j], ext[:, j, None]) for j in range(3)]
+    tie = 1 + 1e-12 * np.arange(4)[None, :]
     reads: dict[str, np.ndarray] = {}
     levels: dict[str, np.ndarray] = {}
     held: dict[str, np.ndarray] = {}
@@ -205,13 +212,11 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
         i = DIM_INDEX[IRRELEVANT[op]]
         a, b = (DIM_INDEX[d] for d in dims)
         b_op = nbytes[op]
-        outside_i = pos[:, i, None] <= level
+        outside_i = ~inside[i]
         rep = np.where(outside_i, n[:, i, None], 1).astype(np.float64)
         reuse = (~outside_i & (n[:, i, None] > 1)) | (within[:, i, None] > 1)
-        fa = np.where(pos[:, a, None] > level, full[a], ext[:, a, None])
-        fb = np.where(pos[:, b, None] > level, full[b], ext[:, b, None])
-        need = np.where(reuse, fa * fb * b_op.hold, 0.0)
-        limit = np.where(loads <= 1, capacity[op], half[op])
+        need = np.where(reuse, extent[a] * extent[b] * b_op.hold, 0.0)
+        limit = np.where(fetched_once, capacity[op], half[op])
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(need <= limit, 1.0, limit / np.where(need > 0, need, 1.0))
         stream_rep = positions[:, i, None].astype(np.float64)
@@ -224,11 +229,24 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
             w = np.zeros_like(r)
         cost = r + w
         # least traffic; ties go to the innermost level (scan from level 3 down)
-        best = 3 - np.argmin(cost[:, ::-1] * (1 + 1e-12 * np.arange(4)[None, :]), axis=1)
+        best = 3 - _first_min(cost[:, ::-1] * tie)
         reads[key] = r[rows, best]
         writes = writes + w[rows, best]
         levels[op], held[op] = best, rho[rows, best]
     return Traffic(reads, writes, levels, held)
+
+
+def _first_min(x: np.ndarray) -> np.ndarray:
+    """``np.argmin(x, axis=1)`` of a few columns, column by column (numpy's row-wise argmin
+    of 4 values is slow); NaN rows (argmin's first NaN) go to numpy."""
+    if np.isnan(x).any():
+        return np.argmin(x, axis=1)
+    best, idx = x[:, 0].copy(), np.zeros(len(x), dtype=np.int64)
+    for j in range(1, x.shape[1]):
+        lower = x[:, j] < best
+        best = np.where(lower, x[:, j], best)
+        idx[lower] = j
+    return idx
 
 
 def _psum_bytes(elems: float, b: OperandBytes, k_out: np.ndarray) -> tuple[np.ndarray, ...]:
