@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from simulator.cost.table_file import TableFiles
-from simulator.mapping.options import MappingContext
+from simulator.mapping.options import MappingContext, SharedMemo
 from simulator.report import LayerResult
 from simulator.workload.layer import Layer, Operand
 
@@ -126,7 +126,10 @@ class LayerCache:
     instance to several :func:`~simulator.simulation.simulate` calls to share results
     between them; ``max_entries`` bounds it (least recently used dropped first). It also
     keeps the energy-table and area files those calls read, parsed once by content
-    (:class:`~simulator.cost.table_file.TableFiles`: a changed file is re-read)."""
+    (:class:`~simulator.cost.table_file.TableFiles`: a changed file is re-read), and the
+    tiling search's candidate geometry by grid content
+    (:class:`~simulator.mapping.options.SharedMemo`: layers of equal shape on arrays of
+    equal shape, whatever their buffers and prices); both bounded, both exact."""
 
     def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
         if max_entries < 1:
@@ -135,6 +138,8 @@ class LayerCache:
         self._entries: OrderedDict[tuple[Any, ...], Outcome] = OrderedDict()
         #: the energy-table and area files its simulations read, parsed once (by content)
         self.tables = TableFiles()
+        #: the tiling search's candidates by grid, for layers of equal shape on equal arrays
+        self.geometry = SharedMemo()
         self.hits = 0
         self.misses = 0
 

@@ -36,7 +36,7 @@ from simulator.cost.actions import count_actions, leaky
 from simulator.cost.table import EnergyTable
 from simulator.cost.table_file import TableFiles, table_for
 from simulator.engine import run_tiles
-from simulator.mapping.options import BufferView, MappingContext, MappingCosts
+from simulator.mapping.options import BufferView, MappingContext, MappingCosts, SharedMemo
 from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
 from simulator.memo import LayerCache, MaskHashes, Outcome, base_key, renamed
 from simulator.memo import key as memo_key
@@ -277,7 +277,8 @@ def simulate(arch: ArchConfig, workload: Workload,
     prices = energy_table if energy_table is not None else table_for(arch, acc, files=files)
     unit_costs = {name: mapping_costs(prices, acc, name) for name in acc.units}
     base = MappingContext(params=arch.mapping, costs=unit_costs[next(iter(acc.units))],
-                          memo={})
+                          memo={}, geometry=(cache.geometry if memo and cache is not None
+                                             else SharedMemo()))
     plan = _Residency(acc, workload, base, unit_costs)
     if memo:
         plan.cache = cache if cache is not None else LayerCache()

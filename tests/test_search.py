@@ -181,3 +181,44 @@ def test_loop_positions_are_the_argsort_of_the_orders() -> None:
     orders = np.array([[DIM_INDEX[d] for d in o] for o in ORDERS] * 3)
     per = np.ones_like(orders)
     assert (candidate_arrays(grid, orders, per)["pos"] == np.argsort(orders, axis=1) + 1).all()
+
+
+def _same(a: object, b: object) -> bool:
+    """Deep equality of mapping results: dataclasses, mappings, sequences, arrays (exact)."""
+    if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
+        return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.dtype == b.dtype
+                and a.shape == b.shape and bool(np.array_equal(a, b, equal_nan=True)))
+    if dataclasses.is_dataclass(a) and not isinstance(a, type):
+        return type(a) is type(b) and all(_same(getattr(a, f.name), getattr(b, f.name))
+                                          for f in dataclasses.fields(a))
+    if isinstance(a, dict):
+        return isinstance(b, dict) and list(a) == list(b) and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return type(a) is type(b) and len(a) == len(b) and all(map(_same, a, b))
+    return type(a) is type(b) and (a == b or (a != a and b != b))
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, 200), st.integers(1, 200), st.integers(1, 200)),
+                min_size=1, max_size=4),
+       st.sampled_from(["os", "ws", "is"]), st.integers(2, 16), st.integers(2, 16),
+       st.lists(st.tuples(st.sampled_from([0.25, 2.0, 64.0]), st.sampled_from([1.0, 8.0])),
+                min_size=2, max_size=3))
+def test_shared_candidate_geometry_equals_the_long_way(shapes, df, rows, cols, archs) -> None:
+    """Sweep-like: arrays of one shape and dataflow under several buffer sizes and DRAM
+    bandwidths (so different prices, capacities and choices) share the search's candidate
+    geometry (``MappingContext.geometry``); every mapping equals the one derived afresh."""
+    from simulator.mapping.options import SharedMemo
+
+    shared = SharedMemo()
+    for kb, bw in archs:
+        a = parse_arch(arch_dict(rows, cols, df, size_kb=kb, dram_bandwidth=bw))
+        acc = build(a)
+        costs = mapping_costs(table_for(a, acc), acc)
+        for M, K, N in shapes:
+            layer = make_layer(M, K, N)
+            fast = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
+                                                           geometry=shared))
+            slow = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs))
+            assert _same(fast, slow)
+    assert shared.hits >= (len(archs) - 1) * len(set(shapes))

@@ -164,7 +164,13 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
                      per_tile: np.ndarray) -> dict[str, np.ndarray]:
     """Per-candidate geometry: tile counts ``n``, largest tile extents ``ext``, units per
     tile ``within``, fold ``positions`` (each ``(n_cand, 3)`` in :data:`DIMS` order) and the
-    position of every dimension in the loop order, ``pos`` (1 = outermost)."""
+    position of every dimension in the loop order, ``pos`` (1 = outermost); and what
+    :func:`traffic` reads of them at each of the four levels, which depends on no buffer
+    or operand (per dimension ``j``, shape ``(3, n_cand, 4)``): ``inside`` (loop ``j`` inside
+    the level), ``extent`` (an operand's extent along ``j`` there: the whole dimension or one
+    tile), ``rep`` (fetches of an operand irrelevant to ``j``), ``reuse`` (it is kept across
+    ``j``'s iterations), ``stream_rep`` (``(3, n_cand, 1)``: its fetches when it streams);
+    ``fetched_once`` (``(n_cand, 4)``: no loop outside the level iterates)."""
     ax = [grid.axes[d] for d in DIMS]
     cols = range(3)
     n = np.stack([ax[j].tile_count(per_tile[:, j]) for j in cols], axis=1)
@@ -173,8 +179,20 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     positions = np.stack([ax[j].positions(per_tile[:, j]) for j in cols], axis=1)
     pos = np.empty_like(orders)  # the inverse permutation of each order (its argsort)
     np.put_along_axis(pos, orders, np.arange(1, 4, dtype=orders.dtype)[None, :], axis=1)
+    n_cand = n.shape[0]
+    level = np.arange(4)[None, None, :]
+    # loads(l) = product of the tile counts of the loops at positions <= l
+    ordered_n = np.take_along_axis(n, orders, axis=1).astype(np.float64)
+    loads = np.concatenate([np.ones((n_cand, 1)), np.cumprod(ordered_n, axis=1)], axis=1)
+    full = np.array([a.size for a in ax], dtype=np.float64)
+    inside = pos.T[:, :, None] > level
     return {"n": n, "ext": ext, "within": within, "positions": positions, "pos": pos,
-            "orders": orders}
+            "orders": orders, "inside": inside,
+            "extent": np.where(inside, full[:, None, None], ext.T[:, :, None]),
+            "rep": np.where(~inside, n.T[:, :, None], 1).astype(np.float64),
+            "reuse": (inside & (n.T[:, :, None] > 1)) | (within.T[:, :, None] > 1),
+            "stream_rep": positions.T[:, :, None].astype(np.float64),
+            "fetched_once": loads <= 1}
 
 
 def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float],
@@ -183,20 +201,10 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
     """DRAM traffic of every candidate with each operand at its best level (module
     docstring). ``sizes``: elements of each operand in the GEMM view; ``capacity`` /
     ``half``: bytes an operand may keep when fetched once / more than once. All four levels
-    are evaluated at once (arrays of shape ``(candidates, 4)``)."""
-    n, ext, within, positions, pos, orders = (geo[k] for k in ("n", "ext", "within",
-                                                                "positions", "pos", "orders"))
-    n_cand = n.shape[0]
-    full = np.array([grid.axes[d].size for d in DIMS], dtype=np.float64)
-    level = np.arange(4)[None, :]
-    # loads(l) = product of the tile counts of the loops at positions <= l
-    ordered_n = np.take_along_axis(n, orders, axis=1).astype(np.float64)
-    loads = np.concatenate([np.ones((n_cand, 1)), np.cumprod(ordered_n, axis=1)], axis=1)
-    fetched_once = loads <= 1
-    # per dimension, shared by the two operands that depend on it: the loop is inside the
-    # level (``pos > level``) and the operand's extent along it there (whole, or one tile)
-    inside = [pos[:, j, None] > level for j in range(3)]
-    extent = [np.where(inside[j], full[j], ext[:, j, None]) for j in range(3)]
+    are evaluated at once (arrays of shape ``(candidates, 4)``; the parts that depend on the
+    candidates alone come from :func:`candidate_arrays`)."""
+    extent, fetched_once = geo["extent"], geo["fetched_once"]
+    n_cand = geo["n"].shape[0]
     tie = 1 + 1e-12 * np.arange(4)[None, :]
     reads: dict[str, np.ndarray] = {}
     levels: dict[str, np.ndarray] = {}
@@ -212,14 +220,12 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
         i = DIM_INDEX[IRRELEVANT[op]]
         a, b = (DIM_INDEX[d] for d in dims)
         b_op = nbytes[op]
-        outside_i = ~inside[i]
-        rep = np.where(outside_i, n[:, i, None], 1).astype(np.float64)
-        reuse = (~outside_i & (n[:, i, None] > 1)) | (within[:, i, None] > 1)
-        need = np.where(reuse, extent[a] * extent[b] * b_op.hold, 0.0)
+        rep = geo["rep"][i]
+        need = np.where(geo["reuse"][i], extent[a] * extent[b] * b_op.hold, 0.0)
         limit = np.where(fetched_once, capacity[op], half[op])
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(need <= limit, 1.0, limit / np.where(need > 0, need, 1.0))
-        stream_rep = positions[:, i, None].astype(np.float64)
+        stream_rep = geo["stream_rep"][i]
         if op == "ofmap":
             r_h, w_h = _psum_bytes(sizes[op], b_op, rep)
             r_s, w_s = _psum_bytes(sizes[op], b_op, stream_rep)

@@ -28,6 +28,7 @@ and the per-layer context the simulation hands to every compute unit.
 from __future__ import annotations
 
 import math
+from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -88,6 +89,40 @@ class MappingCosts:
     dram_latency_cycles: int = 0
 
 
+class SharedMemo:
+    """A bounded memo (least recently used dropped first) of what a mapping derives from a
+    layer's *geometry* alone, whatever the buffers, prices and residency: the tiling search's
+    candidates and their level arrays (:func:`.search.candidate_geometry`), keyed by the
+    grid's content. Owned by a :class:`~simulator.memo.LayerCache` (one per chunk of sweep
+    points, whose arrays share their shape: the sweep's points come in grid order) or by one
+    ``simulate`` call; never global. Values are read-only arrays. ``max_entries`` bounds it:
+    an entry is ~1 MB for a search of a few thousand candidates."""
+
+    def __init__(self, max_entries: int = 32) -> None:
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[object, ...], object] = OrderedDict()
+        self.hits = 0
+        self.misses = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, key: tuple[object, ...]) -> object | None:
+        hit = self._entries.get(key)
+        if hit is None:
+            self.misses += 1
+            return None
+        self.hits += 1
+        self._entries.move_to_end(key)
+        return hit
+
+    def put(self, key: tuple[object, ...], value: object) -> None:
+        self._entries[key] = value
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+
 @dataclass(frozen=True, slots=True)
 class MappingContext:
     """What the simulation tells a unit about one layer beyond the layer itself.
@@ -113,6 +148,9 @@ class MappingContext:
     #: the tiling search's results by their full input, shared by the layers of one
     #: ``simulate`` call (ResNet-50's 54 GEMMs have 23 distinct ones); ``None``: no memo
     memo: dict[tuple[object, ...], object] | None = field(default=None, compare=False)
+    #: what the search derives from geometry alone, shared across calls (:class:`SharedMemo`);
+    #: ``None``: derived for every layer, the long way
+    geometry: SharedMemo | None = field(default=None, compare=False)
 
 
 DEFAULT_CONTEXT = MappingContext()

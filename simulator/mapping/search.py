@@ -116,6 +116,33 @@ def _candidates(grid: Grid, first: Nest, search: bool) -> tuple[np.ndarray, np.n
     return np.concatenate([base_o, o]), np.concatenate([base_t, t])
 
 
+def grid_key(grid: Grid) -> tuple[object, ...]:
+    """A grid's content (every axis's size and units, the within-tile order), hashable."""
+    return (tuple((a.size, None if a.units is None else (a.units.dtype.str, a.units.tobytes()))
+                  for a in (grid.axes[d] for d in DIMS)), grid.within)
+
+
+def candidate_geometry(grid: Grid, first: Nest, ctx: MappingContext
+                       ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The candidates' loop orders, tile sizes and :func:`~.nest.candidate_arrays`: from
+    ``ctx.geometry`` when an equal grid was searched before (they depend on nothing else;
+    tested equal to deriving them again), else derived (and kept there, read-only)."""
+    memo = ctx.geometry
+    key = ("candidates", grid_key(grid), first.order, tuple(sorted(first.per_tile.items())),
+           ctx.params.search)
+    if memo is not None:
+        hit = memo.get(key)
+        if hit is not None:
+            return hit  # type: ignore[return-value]
+    orders, per_tile = _candidates(grid, first, ctx.params.search)
+    geo = candidate_arrays(grid, orders, per_tile)
+    if memo is not None:
+        for arr in (orders, per_tile, *geo.values()):
+            arr.flags.writeable = False
+        memo.put(key, (orders, per_tile, geo))
+    return orders, per_tile, geo
+
+
 def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
            nbytes: Mapping[str, OperandBytes], capacity: Mapping[str, float],
            half: Mapping[str, float], word_bytes: Mapping[str, float], ctx: MappingContext,
@@ -136,8 +163,7 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
                                           word_bytes, ctx, first)
         assert isinstance(hit, Choice)
         return hit
-    orders, per_tile = _candidates(grid, first, ctx.params.search)
-    geo = candidate_arrays(grid, orders, per_tile)
+    orders, per_tile, geo = candidate_geometry(grid, first, ctx)
     tr = traffic(grid, geo, sizes, nbytes, capacity, half, ctx.resident)
     lat, energy = _estimate(grid, model, geo, tr, word_bytes, sizes, ctx)
     objective = {"latency": lat, "energy": energy, "edp": lat * energy}[ctx.params.objective]
