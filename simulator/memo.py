@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -121,7 +120,7 @@ def base_key(arch_text: str, ctx: MappingContext, seed: int) -> str:
     return hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
 
 
-class LayerCache:
+class LayerCache(SharedMemo[Outcome]):
     """A bounded memo of layer outcomes keyed by content (module docstring). Pass the same
     instance to several :func:`~simulator.simulation.simulate` calls to share results
     between them; ``max_entries`` bounds it (least recently used dropped first). It also
@@ -134,32 +133,11 @@ class LayerCache:
     def __init__(self, max_entries: int = DEFAULT_CACHE_ENTRIES) -> None:
         if max_entries < 1:
             raise ValueError(f"LayerCache max_entries must be >= 1, got {max_entries}")
-        self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[Any, ...], Outcome] = OrderedDict()
+        super().__init__(max_entries)
         #: the energy-table and area files its simulations read, parsed once (by content)
         self.tables = TableFiles()
         #: the tiling search's candidates by grid, for layers of equal shape on equal arrays
-        self.geometry = SharedMemo()
-        self.hits = 0
-        self.misses = 0
-
-    def __len__(self) -> int:
-        return len(self._entries)
-
-    def get(self, key: tuple[Any, ...]) -> Outcome | None:
-        hit = self._entries.get(key)
-        if hit is None:
-            self.misses += 1
-            return None
-        self.hits += 1
-        self._entries.move_to_end(key)
-        return hit
-
-    def put(self, key: tuple[Any, ...], outcome: Outcome) -> None:
-        self._entries[key] = outcome
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.max_entries:
-            self._entries.popitem(last=False)
+        self.geometry: SharedMemo[object] = SharedMemo()
 
 
 def renamed(result: LayerResult, layer: Layer, preload_bytes: int) -> LayerResult:

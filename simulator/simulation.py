@@ -278,7 +278,7 @@ def simulate(arch: ArchConfig, workload: Workload,
     unit_costs = {name: mapping_costs(prices, acc, name) for name in acc.units}
     base = MappingContext(params=arch.mapping, costs=unit_costs[next(iter(acc.units))],
                           memo={}, geometry=(cache.geometry if memo and cache is not None
-                                             else SharedMemo()))
+                                             else SharedMemo[object]()))
     plan = _Residency(acc, workload, base, unit_costs)
     if memo:
         plan.cache = cache if cache is not None else LayerCache()

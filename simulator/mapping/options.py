@@ -31,11 +31,12 @@ import math
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict
 
 Objective = Literal["latency", "energy", "edp"]
+V = TypeVar("V")
 
 
 class MappingParams(BaseModel):
@@ -89,25 +90,26 @@ class MappingCosts:
     dram_latency_cycles: int = 0
 
 
-class SharedMemo:
-    """A bounded memo (least recently used dropped first) of what a mapping derives from a
-    layer's *geometry* alone, whatever the buffers, prices and residency: the tiling search's
-    candidates and their level arrays (:func:`.search.candidate_geometry`), keyed by the
-    grid's content. Owned by a :class:`~simulator.memo.LayerCache` (one per chunk of sweep
-    points, whose arrays share their shape: the sweep's points come in grid order) or by one
-    ``simulate`` call; never global. Values are read-only arrays. ``max_entries`` bounds it:
-    an entry is ~1 MB for a search of a few thousand candidates."""
+class SharedMemo(Generic[V]):
+    """A bounded memo by content key (least recently used dropped first), owned by its
+    caller and never global. As ``MappingContext.geometry`` it keeps what a mapping derives
+    from a layer's *geometry* alone, whatever the buffers, prices and residency: the tiling
+    search's candidates and their level arrays (:func:`.search.candidate_geometry`, keyed by
+    the grid's content, read-only arrays; ~1 MB an entry for a few thousand candidates),
+    for a :class:`~simulator.memo.LayerCache` (one per chunk of sweep points, which come in
+    grid order and so share their array shape) or one ``simulate`` call. The layer memo
+    itself (:class:`~simulator.memo.LayerCache`) is one too."""
 
     def __init__(self, max_entries: int = 32) -> None:
         self.max_entries = max_entries
-        self._entries: OrderedDict[tuple[object, ...], object] = OrderedDict()
+        self._entries: OrderedDict[tuple[object, ...], V] = OrderedDict()
         self.hits = 0
         self.misses = 0
 
     def __len__(self) -> int:
         return len(self._entries)
 
-    def get(self, key: tuple[object, ...]) -> object | None:
+    def get(self, key: tuple[object, ...]) -> V | None:
         hit = self._entries.get(key)
         if hit is None:
             self.misses += 1
@@ -116,7 +118,7 @@ class SharedMemo:
         self._entries.move_to_end(key)
         return hit
 
-    def put(self, key: tuple[object, ...], value: object) -> None:
+    def put(self, key: tuple[object, ...], value: V) -> None:
         self._entries[key] = value
         self._entries.move_to_end(key)
         while len(self._entries) > self.max_entries:
@@ -150,7 +152,7 @@ class MappingContext:
     memo: dict[tuple[object, ...], object] | None = field(default=None, compare=False)
     #: what the search derives from geometry alone, shared across calls (:class:`SharedMemo`);
     #: ``None``: derived for every layer, the long way
-    geometry: SharedMemo | None = field(default=None, compare=False)
+    geometry: SharedMemo[object] | None = field(default=None, compare=False)
 
 
 DEFAULT_CONTEXT = MappingContext()
