@@ -12,10 +12,6 @@ Public API::
 
 from typing import TYPE_CHECKING
 
-from simulator.arch.config import ArchConfig, parse_arch
-from simulator.arch.loader import load_arch
-from simulator.cost.table import EnergyTable
-from simulator.cost.table_file import load_energy_table
 from simulator.errors import (
     ConfigError,
     EnergyError,
@@ -24,12 +20,16 @@ from simulator.errors import (
     TraceError,
     WorkloadError,
 )
-from simulator.report import LayerResult, Report
-from simulator.simulation import simulate
-from simulator.workload.layer import Layer, Operand, Workload
 
 if TYPE_CHECKING:
     import simulator.sweep as sweep
+    from simulator.arch.config import ArchConfig, parse_arch
+    from simulator.arch.loader import load_arch
+    from simulator.cost.table import EnergyTable
+    from simulator.cost.table_file import load_energy_table
+    from simulator.report import LayerResult, Report
+    from simulator.simulation import simulate
+    from simulator.workload.layer import Layer, Operand, Workload
     from simulator.workload.loader import load_workload
     from simulator.workload.spec import parse_network
     from simulator.workload.trace import Trace, write_trace
@@ -52,20 +52,36 @@ def compress(*args: object, **kwargs: object) -> object:
     return _compress(*args, **kwargs)  # type: ignore[arg-type]
 
 
-#: Names imported on first use (``import simulator`` stays light: the network-spec and trace
-#: models, Dask, pyarrow and the frontend load only when a program asks for them).
-_LAZY = {"load_workload": "simulator.workload.loader", "parse_network": "simulator.workload.spec",
-         "Trace": "simulator.workload.trace", "write_trace": "simulator.workload.trace",
+#: Names imported on first use, from the module that defines each: ``import simulator`` loads
+#: only the errors (no numpy, pydantic, SimPy or pandas: a few ms), and the first name a
+#: program asks for loads what that name needs (``simulate``: the whole pipeline but pandas;
+#: ``load_workload``: the network-spec and trace models too). Dask, pyarrow and the frontend
+#: load only with ``simulator.sweep`` and ``compress``.
+_LAZY = {"ArchConfig": "simulator.arch.config", "parse_arch": "simulator.arch.config",
+         "load_arch": "simulator.arch.loader", "EnergyTable": "simulator.cost.table",
+         "load_energy_table": "simulator.cost.table_file", "LayerResult": "simulator.report",
+         "Report": "simulator.report", "simulate": "simulator.simulation",
+         "Layer": "simulator.workload.layer", "Operand": "simulator.workload.layer",
+         "Workload": "simulator.workload.layer", "load_workload": "simulator.workload.loader",
+         "parse_network": "simulator.workload.spec", "Trace": "simulator.workload.trace",
+         "write_trace": "simulator.workload.trace",
          "read_trace": "simulator.workload.trace_reader"}
 
 
 def __getattr__(name: str) -> object:
-    """The lazily imported names of :data:`_LAZY`, and ``simulator.sweep`` (a package you can
-    call: ``simulator.sweep(SWEEP, RESULTS)``)."""
+    """The lazily imported names of :data:`_LAZY` (each kept in the package's namespace once
+    loaded), and ``simulator.sweep`` (a package you can call: ``simulator.sweep(SWEEP,
+    RESULTS)``)."""
     import importlib
 
     if name == "sweep":
         return importlib.import_module("simulator.sweep")
     if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
     raise AttributeError(f"module 'simulator' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})

@@ -27,9 +27,11 @@ _UNION_MEMBER = re.compile(r"^(?:[a-z]+(?:-[a-z]+)+|[a-z]+\[.*\]|int|str|float|b
 class ParamsModel(BaseModel):
     """Base of every component's ``Params``: frozen, strict (``"32"`` is not a number),
     unknown keys rejected. ``implausible`` lists values that are legal but unlikely
-    (``(field, message)`` pairs): the loader reports them as warnings, never silently."""
+    (``(field, message)`` pairs): the loader reports them as warnings, never silently.
+    Like every model of the package, its validator is built once, on first use
+    (``defer_build``): importing the package builds none, a run builds those it uses."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
 
     def implausible(self) -> list[tuple[str, str]]:
         return []

@@ -31,7 +31,7 @@ class _ArchFile(BaseModel):
     ``clock_mhz`` from 1 kHz to 100 GHz (a warning outside 1 MHz - 10 GHz); ``technology_nm``
     within the Stillmaker-Baas scaling table the energy model uses (7-130 nm)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
     name: str = Field(min_length=1, max_length=1000)
     clock_mhz: float = Field(ge=1e-3, le=1e5, allow_inf_nan=False)
     technology_nm: int = Field(default=45, ge=7, le=130)

@@ -48,7 +48,7 @@ from simulator.registry import pydantic_errors
 class AreaData(BaseModel):
     """The contents of an area YAML file."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     name: str
     technology_nm: float = Field(gt=0)
     description: str = ""

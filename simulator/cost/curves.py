@@ -21,7 +21,7 @@ from simulator.errors import EnergyError
 class Sourced(BaseModel):
     """A number with its unit and citation."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     value: float = Field(ge=0, allow_inf_nan=False)
     unit: str
     source: str = Field(min_length=1)
@@ -30,7 +30,7 @@ class Sourced(BaseModel):
 class Curve(BaseModel):
     """Published points ``x -> y`` and the extrapolation exponent (``None``: nearest slope)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     points: dict[float, float] = Field(min_length=1)
     exponent: float | None = None
     unit: str

@@ -127,7 +127,7 @@ class HorowitzModel:
     """
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
         int_add_pj: Curve
         int_multiply_pj: Curve
         fp_add_pj: Curve
@@ -286,7 +286,7 @@ class EyerissModel:
     """
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
         mac_pj: Sourced
         word_bits: int = Field(gt=0)
         ratio_mac: Sourced

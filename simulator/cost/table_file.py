@@ -51,7 +51,7 @@ DEFAULT_TABLE = "energy/45nm.yaml"
 
 
 class _Fixed(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     pj: float = Field(ge=0, allow_inf_nan=False)
     technology_nm: float | None = Field(default=None, gt=0)
     unit: str = "pJ"
@@ -59,7 +59,7 @@ class _Fixed(BaseModel):
 
 
 class _TableFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     name: str = Field(min_length=1)
     technology_nm: float = Field(gt=0)
     description: str = ""

@@ -36,7 +36,7 @@ Bits = Annotated[int, Field(gt=0, le=32, strict=True)]
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 @dataclass(frozen=True, slots=True)

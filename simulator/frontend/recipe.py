@@ -57,7 +57,7 @@ class RecipeError(ConfigError):
 
 
 class FineTune(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     epochs: Annotated[int, Field(ge=0, strict=True)] = 0
     lr: Annotated[float, Field(gt=0.0)] = 1e-3
     batch_size: Annotated[int, Field(gt=0, strict=True)] = 64
@@ -69,7 +69,7 @@ class FineTune(BaseModel):
 
 
 class _RecipeFile(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     name: str = Field(min_length=1)
     description: str = ""
     finetune: FineTune = FineTune()

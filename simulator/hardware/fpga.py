@@ -80,7 +80,7 @@ class FpgaFitError(MappingError):
 
 
 class Device(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     description: str
     luts: int = Field(gt=0)
     lutram: int = Field(ge=0)
@@ -100,7 +100,7 @@ def load_device(name: str, path: Path = DEVICES) -> Device:
 
 
 class Fold(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     pe: int = Field(ge=1, strict=True)
     simd: int = Field(ge=1, strict=True)
 
@@ -149,7 +149,7 @@ class FinnDataflow(ParamWidths):
     """FINN-style dataflow accelerator on an FPGA part (module docstring)."""
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
         device: str
         weight_bits: int = Field(default=1, gt=0, le=64, strict=True)
         act_bits: int = Field(default=1, gt=0, le=32, strict=True)

@@ -86,7 +86,7 @@ def register_kind(name: str) -> Callable[[type[PEKind]], type[PEKind]]:
 
 
 class _NoParams(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class PEKind:

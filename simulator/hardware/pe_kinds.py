@@ -31,7 +31,7 @@ class MacPE(PEKind):
     act_schemes = frozenset({"int", "binary", "fp"})
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
         number_format: Literal["int", "fp"] = "int"
 
     @property
@@ -94,7 +94,7 @@ class XnorPE(PEKind):
     citation = "Rastegari et al. (XNOR-Net), ECCV 2016; Umuroglu et al. (FINN), FPGA 2017"
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
         word_bits: int = Field(default=64, ge=1, le=64, strict=True)
 
     weight_schemes = frozenset({"binary", "int"})
@@ -163,7 +163,7 @@ class BitSerialPE(PEKind):
     citation = "Judd et al. (Stripes), MICRO 2016; Lee et al. (UNPU), ISSCC 2018"
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
         lanes: int = Field(default=1, ge=1, le=64, strict=True)
         max_weight_bits: int = Field(default=16, ge=1, le=32, strict=True)
         max_act_bits: int = Field(default=16, ge=1, le=32, strict=True)
@@ -252,7 +252,7 @@ class BfpPE(PEKind):
     citation = "Drumond et al. NeurIPS 2018; Darvish Rouhani et al. (MSFP), NeurIPS 2020"
 
     class Params(BaseModel):
-        model_config = ConfigDict(extra="forbid", frozen=True)
+        model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
         block: int = Field(default=16, ge=1, le=1024, strict=True)
         exp_bits: int = Field(default=8, ge=1, le=16, strict=True)
 

@@ -30,7 +30,7 @@ _DSP = ("DSP",)
 class SynthEntry(BaseModel):
     """One synthesised PE: its widths and the cells of every flow."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     kind: str
     weight_bits: int
     act_bits: int
@@ -64,7 +64,7 @@ class SynthEntry(BaseModel):
 class SynthTable(BaseModel):
     """The whole table: tool versions, the generic cell library, the entries."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     name: str
     description: str
     tool: str

@@ -42,7 +42,7 @@ V = TypeVar("V")
 class MappingParams(BaseModel):
     """``mapping:`` of an architecture file (module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     search: bool = True
     objective: Objective = "edp"
 
@@ -50,7 +50,7 @@ class MappingParams(BaseModel):
 class ResidencyParams(BaseModel):
     """``residency:`` of an architecture file (module docstring)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     weights: Literal["stream", "preload"] = "stream"
     activations: Literal["dram", "keep"] = "dram"
 

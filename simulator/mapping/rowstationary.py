@@ -71,7 +71,7 @@ class Scratchpads(BaseModel):
     """Per-PE scratchpads in words (Eyeriss JSSC 2017, section V: 224 filter, 12 ifmap and 24
     psum words of 16 bits)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     filter_words: int = Field(default=224, gt=0, strict=True)
     ifmap_words: int = Field(default=12, gt=0, strict=True)
     psum_words: int = Field(default=24, gt=0, strict=True)

@@ -66,7 +66,7 @@ from simulator.workload.structure import nm_pattern, unquoted_nm
 class SparsityParams(BaseModel):
     """``pe_array.sparsity``: modes per operand and compressed storage formats."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True, strict=True)
     weights: str = "none"
     activations: Literal["none", "gate", "skip"] = "none"
     weight_format: Format = "dense"

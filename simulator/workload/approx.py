@@ -105,7 +105,7 @@ class ApproxSpec(BaseModel):
     """The ``approx:`` field of a vector layer in a network spec or trace (its function is the
     layer's op, or a ``vector`` layer's ``label``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     method: Literal["pwl", "lut"]
     entries: Annotated[int, Field(ge=1, le=1 << 16, strict=True)]
     bits: Annotated[int, Field(ge=2, le=32, strict=True)]

@@ -69,7 +69,7 @@ class ExitSpec(BaseModel):
     last layer (in execution order; the last is the network's last layer), the rest as
     :class:`ExitPlan`."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     exits: Annotated[list[str], Field(min_length=2)]
     criterion: Literal["entropy", "confidence"] = "entropy"
     thresholds: Annotated[list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]],

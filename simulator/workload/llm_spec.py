@@ -15,7 +15,7 @@ PosInt = Annotated[int, Field(gt=0, strict=True)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 class GroupQuant(_Strict):

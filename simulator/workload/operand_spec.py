@@ -14,7 +14,7 @@ from simulator.workload.structure import nm_pattern, unquoted_nm
 
 
 class SpecBase(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     name: str = Field(min_length=1)
     #: the layers whose outputs this one reads, in operand order (default: the layer listed
     #: before it; ``input``: the network input)

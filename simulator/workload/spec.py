@@ -278,7 +278,7 @@ LayerSpec = Annotated[Conv2dSpec | LinearSpec | MatmulSpec | PoolSpec | GlobalPo
 class NetworkSpec(BaseModel):
     """A network spec file (``workloads/networks/*.yaml``)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
     name: str = Field(min_length=1)
     source: str = ""
     batch_size: PosInt = 1

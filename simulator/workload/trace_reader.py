@@ -66,7 +66,7 @@ def _check_members(zf: zipfile.ZipFile, source: str) -> None:
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(defer_build=True, extra="forbid", frozen=True)
 
 
 _Bits = Annotated[int, Field(gt=0, le=64, strict=True)]

@@ -1,0 +1,51 @@
+"""Start-up stays light (issue 12, item 5): ``import simulator`` loads no heavy library, the
+public names load what they need on first use (and only that: ``simulate`` never pandas),
+and every name the package exports resolves. Times are benchmarks (``benchmarks/startup.py``),
+never asserted here; which modules load is."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from conftest import REPO
+
+HEAVY = ("numpy", "pydantic", "simpy", "pandas", "yaml", "rich", "click", "typer", "torch",
+         "dask", "pyarrow", "matplotlib", "scipy")
+
+
+def loaded_after(code: str) -> set[str]:
+    """Top-level packages among :data:`HEAVY` that a fresh interpreter holds after ``code``."""
+    names = "{m.split('.')[0] for m in sys.modules}"
+    probe = f"{code}\nimport json, sys\nprint(json.dumps(sorted({names} & {set(HEAVY)!r})))"
+    out = subprocess.run([sys.executable, "-c", probe], check=True, cwd=REPO,
+                         capture_output=True, text=True).stdout
+    return set(json.loads(out.splitlines()[-1]))
+
+
+def test_import_simulator_loads_no_heavy_library() -> None:
+    assert loaded_after("import simulator") == set()
+
+
+def test_simulate_loads_the_pipeline_but_not_pandas_or_the_cli() -> None:
+    got = loaded_after("from simulator import simulate, load_arch, load_workload")
+    assert {"numpy", "pydantic", "yaml", "simpy"} <= got
+    assert not got & {"pandas", "rich", "click", "typer", "torch", "dask", "pyarrow",
+                      "matplotlib"}
+
+
+def test_a_simulation_builds_no_frame_until_asked() -> None:
+    code = ("from simulator import simulate, load_arch, load_workload\n"
+            "r = simulate(load_arch('arch_configs/scalesim_32x32_os.yaml'), "
+            "load_workload('workloads/networks/lenet5.yaml'))\n"
+            "assert r.totals['layers'] == 6")
+    assert "pandas" not in loaded_after(code)
+
+
+def test_every_exported_name_resolves() -> None:
+    import simulator
+
+    for name in simulator.__all__:
+        assert getattr(simulator, name) is not None, name
+    assert set(simulator.__all__) <= set(dir(simulator))
