@@ -170,7 +170,8 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     the level), ``extent`` (an operand's extent along ``j`` there: the whole dimension or one
     tile), ``rep`` (fetches of an operand irrelevant to ``j``), ``reuse`` (it is kept across
     ``j``'s iterations), ``stream_rep`` (``(3, n_cand, 1)``: its fetches when it streams);
-    ``fetched_once`` (``(n_cand, 4)``: no loop outside the level iterates)."""
+    ``fetched_once`` (``(n_cand, 4)``: no loop outside the level iterates); and, for the
+    search's estimate, ``folds`` and float copies ``positions_f``, ``n_f``, ``ext_f``."""
     ax = [grid.axes[d] for d in DIMS]
     cols = range(3)
     n = np.stack([ax[j].tile_count(per_tile[:, j]) for j in cols], axis=1)
@@ -192,7 +193,12 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
             "rep": np.where(~inside, n.T[:, :, None], 1).astype(np.float64),
             "reuse": (inside & (n.T[:, :, None] > 1)) | (within.T[:, :, None] > 1),
             "stream_rep": positions.T[:, :, None].astype(np.float64),
-            "fetched_once": loads <= 1}
+            "fetched_once": loads <= 1,
+            # in float64 for the search's estimate (:mod:`.search`): folds, and per dimension
+            # fold positions, tile counts and largest tile extents
+            "folds": np.prod(positions, axis=1).astype(np.float64),
+            "positions_f": positions.astype(np.float64), "n_f": n.astype(np.float64),
+            "ext_f": ext.astype(np.float64)}
 
 
 def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float],
@@ -226,18 +232,19 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(need <= limit, 1.0, limit / np.where(need > 0, need, 1.0))
         stream_rep = geo["stream_rep"][i]
+        w = None  # inputs write nothing
         if op == "ofmap":
             r_h, w_h = _psum_bytes(sizes[op], b_op, rep)
             r_s, w_s = _psum_bytes(sizes[op], b_op, stream_rep)
             r, w = rho * r_h + (1 - rho) * r_s, rho * w_h + (1 - rho) * w_s
         else:
             r = sizes[op] * b_op.dram * (rho * rep + (1 - rho) * stream_rep)
-            w = np.zeros_like(r)
-        cost = r + w
+        cost = r if w is None else r + w
         # least traffic; ties go to the innermost level (scan from level 3 down)
         best = 3 - _first_min(cost[:, ::-1] * tie)
         reads[key] = r[rows, best]
-        writes = writes + w[rows, best]
+        if w is not None:
+            writes = writes + w[rows, best]
         levels[op], held[op] = best, rho[rows, best]
     return Traffic(reads, writes, levels, held)
 

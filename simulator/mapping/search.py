@@ -178,7 +178,7 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
 def _array_pj(model: ArrayModel, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float],
               c: MappingCosts) -> np.ndarray:
     """Array-side SRAM and stationary-register energy of every candidate (ArrayModel)."""
-    pos = geo["positions"].astype(np.float64)
+    pos = geo["positions_f"]
     out = np.zeros(pos.shape[0])
     for op in ("ifmap", "filter"):
         reads = sizes[op] * pos[:, DIM_INDEX[IRRELEVANT[op]]]
@@ -196,12 +196,12 @@ def _estimate(grid: Grid, model: ArrayModel, geo: Mapping[str, np.ndarray],
               ctx: MappingContext) -> tuple[np.ndarray, np.ndarray]:
     """(latency cycles, energy pJ) of every candidate (module docstring)."""
     c = ctx.costs
-    folds = np.prod(geo["positions"], axis=1).astype(np.float64)
+    folds = geo["folds"]
     stream = grid.stream
     if stream is not None:
         j = DIM_INDEX[stream]
-        pieces = geo["n"][:, j].astype(np.float64)
-        ext = geo["ext"][:, j].astype(np.float64)
+        pieces = geo["n_f"][:, j]
+        ext = geo["ext_f"][:, j]
         fold = model.base_cycles + model.stream_scale * ext
         if model.port is not None:
             fold = np.maximum(fold, model.port(ext))
