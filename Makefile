@@ -42,6 +42,8 @@ bench: venv
 	$(BIN)/python benchmarks/sparse.py
 	$(BIN)/python benchmarks/search.py
 	$(BIN)/python benchmarks/engine_speed.py
+	$(BIN)/python benchmarks/startup.py
+	$(BIN)/python benchmarks/sweep_point.py
 
 bench-sweep: venv
 	$(BIN)/python benchmarks/sweep.py
