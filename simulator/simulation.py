@@ -265,7 +265,8 @@ def simulate(arch: ArchConfig, workload: Workload,
 
     Identical layers are mapped and simulated once (:mod:`simulator.memo`): within this call
     always (``memo=False`` runs every layer, the long way), across calls when the same
-    ``cache`` (a :class:`~simulator.memo.LayerCache`) is passed to each.
+    ``cache`` (a :class:`~simulator.memo.LayerCache`) is passed to each; that cache also
+    keeps the energy-table files parsed and the tiling search's candidate geometry per grid.
     """
     acc = build(arch)
     if len(acc.units) == 1:
