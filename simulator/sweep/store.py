@@ -52,6 +52,35 @@ def _pq() -> Any:
     return pq
 
 
+def layer_frame(layers: Sequence[dict[str, list[Any]]]) -> pd.DataFrame:
+    """The points' layer rows as one frame: what concatenating one frame per point gives
+    (``pd.concat`` of ``pd.DataFrame(cols)``: each point's columns typed on their own, then
+    unified), built column by column. A column whose values are of one Python type in every
+    point (int, float, str or bool: the same dtype in every point's frame) is typed once over
+    all points; any other column is concatenated per point as one-column frames; points whose
+    columns differ (names or order) take the long way, one frame each (``long_way``)."""
+    present = [cols for cols in layers if cols]
+    if not present:
+        return pd.DataFrame({"point_hash": pd.Series([], dtype=object)})
+    keys = list(present[0])
+    if any(list(cols) != keys or not len(cols[keys[0]]) for cols in present):
+        return _layer_frame_long(present)
+    out: dict[str, pd.Series] = {}
+    for k in keys:
+        parts = [cols[k] for cols in present]
+        kinds = {type(v) for part in parts for v in part}
+        if len(kinds) == 1 and next(iter(kinds)) in (int, float, str, bool):
+            out[k] = pd.Series([v for part in parts for v in part])
+        else:  # frames unify dtypes by their own rules (bool + int: int64, not object)
+            out[k] = pd.concat([pd.DataFrame({k: part}) for part in parts],
+                               ignore_index=True)[k]
+    return pd.DataFrame(out)
+
+
+def _layer_frame_long(layers: Sequence[dict[str, list[Any]]]) -> pd.DataFrame:
+    return pd.concat([pd.DataFrame(cols) for cols in layers], ignore_index=True)
+
+
 class ResultStore:
     """A results directory (module docstring). Open with :meth:`create` or :meth:`open`."""
 
@@ -140,10 +169,7 @@ class ResultStore:
         import pyarrow as pa
 
         pts = pa.Table.from_pandas(pd.DataFrame(list(points)), preserve_index=False)
-        frames = [pd.DataFrame(cols) for cols in layers if cols]
-        lay = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(
-            {"point_hash": pd.Series([], dtype=object)})
-        lay_t = pa.Table.from_pandas(lay, preserve_index=False)
+        lay_t = pa.Table.from_pandas(layer_frame(layers), preserve_index=False)
         target = self.root / "parts" / f"part-{time.time_ns():020d}-{os.getpid()}"
 
         def fill(tmp: Path) -> None:
