@@ -4,13 +4,14 @@ the closed forms it ranks candidates with."""
 from __future__ import annotations
 
 import dataclasses
+import math
 
 import numpy as np
 from conftest import REPO, arch_dict, make_layer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import load_arch, load_workload, parse_arch, simulate
+from simulator import Operand, load_arch, load_workload, parse_arch, simulate
 from simulator.arch.accelerator import build
 from simulator.cost.table_file import table_for
 from simulator.mapping.dataflows import DATAFLOWS
@@ -222,3 +223,89 @@ def test_shared_candidate_geometry_equals_the_long_way(shapes, df, rows, cols, a
             slow = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs))
             assert _same(fast, slow)
     assert shared.hits >= (len(archs) - 1) * len(set(shapes))
+
+
+def _class_key(order: np.ndarray, per: np.ndarray, trivial: np.ndarray) -> tuple[object, ...]:
+    return (tuple(per.tolist()), tuple(int(j) for j in order if not trivial[j]))
+
+
+def test_distinct_candidates_are_the_first_of_each_class() -> None:
+    """The pruned enumeration, checked against the whole one by its definition: a candidate is
+    kept iff no earlier candidate has its tile sizes and the same order of non-trivial loops
+    (trivial: one tile spans the dimension), and the kept ones stay in enumeration order."""
+    from simulator.mapping.search import _candidates, default_nest
+
+    for df, shape in (("ws", {"M": 300, "K": 7, "N": 64}), ("os", {"M": 5, "K": 200, "N": 3}),
+                      ("is", {"M": 1, "K": 1, "N": 1}), ("ws", {"M": 64, "K": 64, "N": 64})):
+        grid = systolic_grid(DATAFLOWS[df], 8, 8, shape)
+        first = default_nest(grid, DATAFLOWS[df].outer, DATAFLOWS[df].inner)
+        all_o, all_t, total = _candidates(grid, first, True, distinct=False)
+        some_o, some_t, total2 = _candidates(grid, first, True)
+        assert total == total2 == len(all_o)
+        trivial = candidate_arrays(grid, all_o, all_t)["trivial"]
+        seen: set[tuple[object, ...]] = set()
+        expected = []
+        for i in range(len(all_o)):
+            key = _class_key(all_o[i], all_t[i], trivial[i])
+            if i == 0 or key not in seen:
+                expected.append((tuple(all_o[i]), tuple(all_t[i])))
+            if i > 0:
+                seen.add(key)
+        # the fixed order (index 0) is kept, and so is the first of its class in the mesh
+        got = list(zip(map(tuple, some_o), map(tuple, some_t), strict=True))
+        assert [(tuple(map(int, o)), tuple(map(int, t))) for o, t in got] == [
+            (tuple(map(int, o)), tuple(map(int, t))) for o, t in expected]
+        assert len(some_o) < len(all_o)
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.integers(1, 400), st.integers(1, 400), st.integers(1, 400), st.integers(1, 3),
+       st.sampled_from(["os", "ws", "is"]), st.integers(1, 24), st.integers(1, 24),
+       st.sampled_from([0.125, 0.5, 4.0, 64.0, 1024.0]), st.sampled_from([0.5, 8.0, math.inf]),
+       st.sampled_from(["latency", "energy", "edp"]), st.booleans(),
+       st.sampled_from([frozenset(), frozenset({"filter"}), frozenset({"ifmap"})]),
+       st.sampled_from([None, "skip", "gate"]))
+def test_distinct_candidates_choose_what_the_whole_enumeration_does(
+        m, k, n, count, df, rows, cols, kb, bw, objective, db, resident, weights) -> None:
+    """The search over one candidate per class (``distinct_candidates``, the default) maps
+    every layer exactly as the search over the whole enumeration: same nest, storage,
+    estimate, folds, tiles and counts (deep equality), on random GEMMs, arrays, buffers,
+    DRAM bandwidths, objectives, resident operands and weight sparsity."""
+    over: dict[str, object] = {"mapping": {"objective": objective}}
+    if weights is not None:
+        over["pe_array"] = {"sparsity": {"weights": weights}}
+    a = parse_arch(arch_dict(rows, cols, df, size_kb=kb, dram_bandwidth=bw, latency_ns=20,
+                             double_buffered=db, **over))
+    acc = build(a)
+    costs = mapping_costs(table_for(a, acc), acc)
+    layer = make_layer(m, k, n, count=count,
+                       **({} if weights is None else {"weight": Operand(density=0.3)}))
+    fast = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
+                                                   resident=resident))
+    slow = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
+                                                   resident=resident,
+                                                   distinct_candidates=False))
+    assert _same(fast, slow)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 24), st.integers(5, 20), st.sampled_from([1, 3, 5]),
+       st.integers(1, 2), st.sampled_from([1, 2]), st.integers(2, 14), st.integers(2, 14),
+       st.sampled_from([0.5, 8.0, 108.0]), st.sampled_from(["latency", "energy", "edp"]))
+def test_distinct_candidates_equal_the_whole_enumeration_row_stationary(
+        cin, cout, hw, kernel, stride, batch, rows, cols, kb, objective) -> None:
+    """The same on the row-stationary dataflow (its own grid of passes and blocks)."""
+    from simulator import parse_network
+
+    wl = parse_network({"name": "n", "batch_size": batch, "layers": [
+        {"name": "c", "op": "conv2d", "in_channels": cin, "out_channels": cout, "in_h": hw,
+         "in_w": hw, "kernel": kernel, "stride": stride}]})
+    a = parse_arch(arch_dict(rows, cols, "rs", bits=16, size_kb=kb, dram_bandwidth=1.6,
+                             mapping={"objective": objective}))
+    acc = build(a)
+    costs = mapping_costs(table_for(a, acc), acc)
+    layer = wl.layers[0]
+    fast = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs))
+    slow = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
+                                                   distinct_candidates=False))
+    assert _same(fast, slow)

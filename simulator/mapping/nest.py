@@ -25,7 +25,7 @@ it (the other half prefetches the next) when it is fetched again. A slice withou
 *streams* through the buffer and needs no capacity. A footprint larger than its limit is kept
 in part (fraction ``rho = limit / footprint``), the rest re-fetched on every fold. Each
 operand takes the level of least traffic (ties: the innermost, whose data arrives with the
-folds that use it).
+folds that use it; a loop of one tile spanning its dimension does not count as a level).
 
 **Partial sums** (ofmap, irrelevant to K) accumulate in the ofmap buffer over the K iterations
 inside their level (at ``acc_bits``). Every K tile iteration outside it writes them to DRAM and
@@ -170,8 +170,10 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     the level), ``extent`` (an operand's extent along ``j`` there: the whole dimension or one
     tile), ``rep`` (fetches of an operand irrelevant to ``j``), ``reuse`` (it is kept across
     ``j``'s iterations), ``stream_rep`` (``(3, n_cand, 1)``: its fetches when it streams);
-    ``fetched_once`` (``(n_cand, 4)``: no loop outside the level iterates); and, for the
-    search's estimate, ``folds`` and float copies ``positions_f``, ``n_f``, ``ext_f``."""
+    ``fetched_once`` (``(n_cand, 4)``: no loop outside the level iterates); ``trivial``
+    (``(n_cand, 3)``: one tile spans the dimension), ``tie`` (``(n_cand, 4)``, levels inner
+    first: ``1 + 1e-12 x`` the non-trivial loops inside the level); and, for the search's
+    estimate, ``folds`` and float copies ``positions_f``, ``n_f``, ``ext_f``."""
     ax = [grid.axes[d] for d in DIMS]
     cols = range(3)
     n = np.stack([ax[j].tile_count(per_tile[:, j]) for j in cols], axis=1)
@@ -187,13 +189,19 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     loads = np.concatenate([np.ones((n_cand, 1)), np.cumprod(ordered_n, axis=1)], axis=1)
     full = np.array([a.size for a in ax], dtype=np.float64)
     inside = pos.T[:, :, None] > level
+    # a dimension of one tile spanning it all is *trivial*: whether its loop is inside a
+    # level changes nothing below, so levels differing only in trivial loops are one option;
+    # ties between options go to the one with fewer non-trivial loops inside (:func:`traffic`)
+    trivial = (n == 1) & (ext == full[None, :])
+    inner_loops = (inside & ~trivial.T[:, :, None]).sum(axis=0)
     return {"n": n, "ext": ext, "within": within, "positions": positions, "pos": pos,
             "orders": orders, "inside": inside,
             "extent": np.where(inside, full[:, None, None], ext.T[:, :, None]),
             "rep": np.where(~inside, n.T[:, :, None], 1).astype(np.float64),
             "reuse": (inside & (n.T[:, :, None] > 1)) | (within.T[:, :, None] > 1),
             "stream_rep": positions.T[:, :, None].astype(np.float64),
-            "fetched_once": loads <= 1,
+            "fetched_once": loads <= 1, "trivial": trivial,
+            "tie": (1 + 1e-12 * inner_loops)[:, ::-1],
             # in float64 for the search's estimate (:mod:`.search`): folds, and per dimension
             # fold positions, tile counts and largest tile extents
             "folds": np.prod(positions, axis=1).astype(np.float64),
@@ -211,7 +219,7 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
     candidates alone come from :func:`candidate_arrays`)."""
     extent, fetched_once = geo["extent"], geo["fetched_once"]
     n_cand = geo["n"].shape[0]
-    tie = 1 + 1e-12 * np.arange(4)[None, :]
+    tie = geo["tie"]
     reads: dict[str, np.ndarray] = {}
     levels: dict[str, np.ndarray] = {}
     held: dict[str, np.ndarray] = {}
@@ -240,7 +248,11 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
         else:
             r = sizes[op] * b_op.dram * (rho * rep + (1 - rho) * stream_rep)
         cost = r if w is None else r + w
-        # least traffic; ties go to the innermost level (scan from level 3 down)
+        # least traffic; ties (within 1e-12 per non-trivial loop) go to the option with the
+        # fewest non-trivial loops inside, and among its levels to the innermost (the scan
+        # runs from level 3 down). Counting loops, not levels, makes the choice the same for
+        # loop orders that differ only in where trivial loops sit (:mod:`.search` evaluates
+        # one of them)
         best = 3 - _first_min(cost[:, ::-1] * tie)
         reads[key] = r[rows, best]
         if w is not None:

@@ -147,6 +147,9 @@ class MappingContext:
     #: folds counted per class with multiplicities (:mod:`.fold_classes`); ``False``: every
     #: fold, the long way (the reference the classes are tested against)
     fold_classes: bool = True
+    #: the tiling search evaluates one of the candidates that differ only in where trivial
+    #: loops sit (:func:`simulator.mapping.search._candidates`); ``False``: all, the long way
+    distinct_candidates: bool = True
     #: the tiling search's results by their full input, shared by the layers of one
     #: ``simulate`` call (ResNet-50's 54 GEMMs have 23 distinct ones); ``None``: no memo
     memo: dict[tuple[object, ...], object] | None = field(default=None, compare=False)

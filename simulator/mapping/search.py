@@ -89,7 +89,9 @@ class Choice:
     storage: Mapping[str, Storage]
     latency_cycles: float
     energy_pj: float
+    #: candidates of the enumeration, and the distinct ones evaluated (:func:`_candidates`)
     candidates: int
+    evaluated: int = 0
 
 
 def default_nest(grid: Grid, outer: str, inner: str) -> Nest:
@@ -102,18 +104,52 @@ def default_nest(grid: Grid, outer: str, inner: str) -> Nest:
     return Nest(order, per)
 
 
-def _candidates(grid: Grid, first: Nest, search: bool) -> tuple[np.ndarray, np.ndarray]:
+def _first_of_class() -> np.ndarray:
+    """``(8, 6)``: for each set of trivial dimensions (bit ``j`` set: dimension ``DIMS[j]``
+    is one tile spanning it), whether each of :data:`ORDERS` is the first of the orders that
+    agree on the sequence of the non-trivial loops."""
+    out = np.zeros((8, len(ORDERS)), dtype=bool)
+    for pattern in range(8):
+        seen: set[tuple[str, ...]] = set()
+        for i, order in enumerate(ORDERS):
+            key = tuple(d for d in order if not pattern >> DIM_INDEX[d] & 1)
+            out[pattern, i] = key not in seen
+            seen.add(key)
+    return out
+
+
+_FIRST_OF_CLASS = _first_of_class()
+
+
+def _candidates(grid: Grid, first: Nest, search: bool, distinct: bool = True
+                ) -> tuple[np.ndarray, np.ndarray, int]:
+    """The candidates' loop orders and tile sizes, in the search's order (the fixed order
+    first, then every order x the tile-size mesh), and how many that enumeration has.
+
+    ``distinct`` drops every candidate whose loop order differs from an earlier one's of the
+    same tile sizes only in where trivial loops (one tile spanning the dimension) sit: its
+    traffic, levels' effect and estimate are the earlier one's (:func:`~.nest.traffic`'s ties
+    count non-trivial loops), so the first minimum, the choice, is the same (tested against
+    ``distinct=False``, the whole enumeration)."""
     base_o = np.array([[DIM_INDEX[d] for d in first.order]])
     base_t = np.array([[first.per_tile[d] for d in DIMS]])
     if not search:
-        return base_o, base_t
-    choices = [tile_choices(grid.axes[d].size if grid.axes[d].streamed
-                            else grid.axes[d].n_units) for d in DIMS]
+        return base_o, base_t, 1
+    axes = [grid.axes[d] for d in DIMS]
+    totals = [a.size if a.streamed else a.n_units for a in axes]
+    choices = [tile_choices(t) for t in totals]
     mesh = np.stack(np.meshgrid(*choices, indexing="ij"), axis=-1).reshape(-1, 3)
     orders = np.array([[DIM_INDEX[d] for d in o] for o in ORDERS])
-    o = np.repeat(orders, len(mesh), axis=0)
-    t = np.tile(mesh, (len(orders), 1))
-    return np.concatenate([base_o, o]), np.concatenate([base_t, t])
+    total = 1 + len(orders) * len(mesh)
+    if not distinct:
+        o = np.repeat(orders, len(mesh), axis=0)
+        t = np.tile(mesh, (len(orders), 1))
+        return np.concatenate([base_o, o]), np.concatenate([base_t, t]), total
+    spans = [a.streamed or int(a.units.sum()) == a.size for a in axes]  # type: ignore[union-attr]
+    pattern = sum((mesh[:, j] >= totals[j]) * (1 << j) * spans[j] for j in range(3))
+    keep_o, keep_m = np.nonzero(_FIRST_OF_CLASS[pattern].T)  # order-major, as enumerated
+    return (np.concatenate([base_o, orders[keep_o]]), np.concatenate([base_t, mesh[keep_m]]),
+            total)
 
 
 def grid_key(grid: Grid) -> tuple[object, ...]:
@@ -122,25 +158,26 @@ def grid_key(grid: Grid) -> tuple[object, ...]:
                   for a in (grid.axes[d] for d in DIMS)), grid.within)
 
 
-def candidate_geometry(grid: Grid, first: Nest, ctx: MappingContext
-                       ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """The candidates' loop orders, tile sizes and :func:`~.nest.candidate_arrays`: from
-    ``ctx.geometry`` when an equal grid was searched before (they depend on nothing else;
-    tested equal to deriving them again), else derived (and kept there, read-only)."""
+def candidate_geometry(grid: Grid, first: Nest, ctx: MappingContext, distinct: bool = True
+                       ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
+    """The candidates' loop orders, tile sizes, :func:`~.nest.candidate_arrays` and the
+    enumeration's size (:func:`_candidates`): from ``ctx.geometry`` when an equal grid was
+    searched before (they depend on nothing else; tested equal to deriving them again), else
+    derived (and kept there, read-only)."""
     memo = ctx.geometry
     key = ("candidates", grid_key(grid), first.order, tuple(sorted(first.per_tile.items())),
-           ctx.params.search)
+           ctx.params.search, distinct)
     if memo is not None:
         hit = memo.get(key)
         if hit is not None:
             return hit  # type: ignore[return-value]
-    orders, per_tile = _candidates(grid, first, ctx.params.search)
+    orders, per_tile, total = _candidates(grid, first, ctx.params.search, distinct)
     geo = candidate_arrays(grid, orders, per_tile)
     if memo is not None:
         for arr in (orders, per_tile, *geo.values()):
             arr.flags.writeable = False
-        memo.put(key, (orders, per_tile, geo))
-    return orders, per_tile, geo
+        memo.put(key, (orders, per_tile, geo, total))
+    return orders, per_tile, geo, total
 
 
 def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
@@ -150,7 +187,9 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
     """Evaluate every candidate (module docstring) and return the best for the objective.
 
     ``key``, when given, names everything the result depends on (the caller's duty): the
-    result is then memoised in ``ctx.memo`` (tested equal to a run without the memo)."""
+    result is then memoised in ``ctx.memo`` (tested equal to a run without the memo).
+    ``ctx.distinct_candidates=False`` evaluates the whole enumeration (the long way of
+    :func:`_candidates`)."""
     if key is not None and ctx.memo is not None:
         costs = tuple((f.name, tuple(sorted(v.items())) if isinstance(v, Mapping) else v)
                       for f in dataclasses.fields(ctx.costs)
@@ -163,7 +202,8 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
                                           word_bytes, ctx, first)
         assert isinstance(hit, Choice)
         return hit
-    orders, per_tile, geo = candidate_geometry(grid, first, ctx)
+    orders, per_tile, geo, total = candidate_geometry(grid, first, ctx,
+                                                      ctx.distinct_candidates)
     tr = traffic(grid, geo, sizes, nbytes, capacity, half, ctx.resident)
     lat, energy = _estimate(grid, model, geo, tr, word_bytes, sizes, ctx)
     objective = {"latency": lat, "energy": energy, "edp": lat * energy}[ctx.params.objective]
@@ -172,7 +212,7 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
     nest = Nest(order, {d: int(per_tile[best, DIM_INDEX[d]]) for d in DIMS})  # type: ignore[arg-type]
     storage = {op: Storage(int(tr.levels[op][best]), float(tr.held[op][best]))
                for op in tr.levels}
-    return Choice(nest, storage, float(lat[best]), float(energy[best]), len(orders))
+    return Choice(nest, storage, float(lat[best]), float(energy[best]), total, len(orders))
 
 
 def _array_pj(model: ArrayModel, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float],
