@@ -106,9 +106,12 @@ def _within_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
 
 
 def _to_int_cum(cum: np.ndarray) -> np.ndarray:
-    """:func:`~simulator.mapping.schedule.to_int` given the running sums themselves."""
-    c = np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64)
-    return np.diff(np.maximum(c, 0), prepend=0)
+    """:func:`~simulator.mapping.schedule.to_int` given the running sums themselves (along
+    the last axis: several rows at once, each as alone)."""
+    c = np.maximum(np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64), 0)
+    out = c.copy()
+    out[..., 1:] -= c[..., :-1]
+    return out
 
 
 def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
@@ -195,34 +198,44 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
 
     n_p = int((mult * p).sum())
     group = max(1, -(-n_p // TARGET_TILES))
-    ends_k = [piece(np.zeros_like(p), every, False),
-              piece(np.minimum(1, p - 1), every, False), piece(p - 1, every, False)]
+    # the first, second and last piece of every class at once (rows of a (3, classes) array:
+    # elementwise the same arithmetic as one call each)
+    ends = piece(np.stack([np.zeros_like(p), np.minimum(1, p - 1), p - 1]), every, False)
     for b in ("ifmap", "filter", "ofmap"):
-        largest = max(float((v["psum"] + v["stores"] if b == "ofmap" else v[b]).max())
-                      for v in ends_k) if len(p) else 0.0
+        largest = float((ends["psum"] + ends["stores"] if b == "ofmap" else ends[b]).max()
+                        ) if len(p) else 0.0
         if math.isfinite(cap[b]) and cap[b] > 0 and largest > 0:
             group = min(group, max(1, int(cap[b] // (largest * (1 + 1e-12)))))
     first_piece = np.cumsum(mult * p) - mult * p
     raw = producer >= 0
     starts = np.union1d(np.arange(0, n_p, group, dtype=np.int64), first_piece[raw])
     bounds = np.append(starts, n_p)
-    fold_sum = prefix(p, every)
-    cum_rows = {k: np.concatenate([[0], np.cumsum(v * mult)]) for k, v in fold_sum.items()}
     # where every boundary falls: class, whole folds before it in the class, pieces into one
     row = np.searchsorted(first_piece, bounds, side="right") - 1
     j = bounds - first_piece[row]
     whole_folds, x = j // p[row], j % p[row]
-    within = prefix(x, row)
+    # one fold of every class whole, and the pieces into one before each boundary, in one
+    # call (elementwise the same arithmetic as two)
+    n_c = len(p)
+    both = prefix(np.concatenate([p, x]), np.concatenate([every, row]))
+    fold_sum = {k: v[:n_c] for k, v in both.items()}
+    within = {k: v[n_c:] for k, v in both.items()}
+    cum_rows = {k: np.concatenate([[0], np.cumsum(v * mult)]) for k, v in fold_sum.items()}
     cum = {k: cum_rows[k][row] + whole_folds * fold_sum[k][row] + within[k] for k in fold_sum}
     t_busy = np.diff(cum["busy"]).astype(np.int64)
-    t_loads = {k: _to_int_cum(cum[k][1:]) for k in loads}
-    t_store = _to_int_cum(cum["stores"][1:])
+    names = [*loads, "stores"]
+    ints = _to_int_cum(np.stack([cum[k][1:] for k in names]))
+    t_loads = {k: ints[i] for i, k in enumerate(names) if k != "stores"}
+    t_store = ints[-1]
     all_loads = t_loads["ifmap"] + t_loads["filter"] + t_loads["psum"]
-    # the first piece of every tile and its last
-    first_of = piece(x[:-1], row[:-1])
+    # the first piece of every tile and its last (one call for both)
     last_idx = bounds[1:] - 1
     e_row = np.searchsorted(first_piece, last_idx, side="right") - 1
-    last_of = piece((last_idx - first_piece[e_row]) % p[e_row], e_row)
+    n_t = len(last_idx)
+    ends_t = piece(np.concatenate([x[:-1], (last_idx - first_piece[e_row]) % p[e_row]]),
+                   np.concatenate([row[:-1], e_row]))
+    first_of = {k: v[:n_t] for k, v in ends_t.items()}
+    last_of = {k: v[n_t:] for k, v in ends_t.items()}
     return TileSchedule(
         busy_cycles=t_busy, ifmap_load_bytes=t_loads["ifmap"],
         filter_load_bytes=t_loads["filter"], psum_load_bytes=t_loads["psum"],
