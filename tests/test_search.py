@@ -163,17 +163,6 @@ def test_search_is_deterministic():
     assert (fixed.layers.loc[fixed.layers["unit"] == "pe_array", "loop_order"] == "M>N>K").all()
 
 
-@settings(max_examples=200, deadline=None)
-@given(st.lists(st.lists(st.sampled_from([0.0, 1.0, 2.0, 1e-12, np.inf, -np.inf, np.nan]),
-                         min_size=4, max_size=4), min_size=1, max_size=30))
-def test_first_min_is_numpys_argmin(rows: list[list[float]]) -> None:
-    """traffic's column-by-column argmin is numpy's, ties (first wins), infinities and NaN."""
-    from simulator.mapping.nest import _first_min
-
-    x = np.array(rows)
-    assert _first_min(x).tolist() == np.argmin(x, axis=1).tolist()
-
-
 def test_loop_positions_are_the_argsort_of_the_orders() -> None:
     """candidate_arrays inverts each order by scattering, as ``argsort + 1`` would."""
     from simulator.mapping.systolic import systolic_grid

@@ -170,7 +170,9 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     the level), ``extent`` (an operand's extent along ``j`` there: the whole dimension or one
     tile), ``rep`` (fetches of an operand irrelevant to ``j``), ``reuse`` (it is kept across
     ``j``'s iterations), ``stream_rep`` (``(3, n_cand, 1)``: its fetches when it streams);
-    ``fetched_once`` (``(n_cand, 4)``: no loop outside the level iterates); ``trivial``
+    ``fetched_once`` (``(n_cand, 4)``: no loop outside the level iterates); ``area_<op>``
+    (``(n_cand, 4)``: the elements of an operand kept at each level, 0 where it streams);
+    ``trivial``
     (``(n_cand, 3)``: one tile spans the dimension), ``tie`` (``(n_cand, 4)``, levels inner
     first: ``1 + 1e-12 x`` the non-trivial loops inside the level); and, for the search's
     estimate, ``folds`` and float copies ``positions_f``, ``n_f``, ``ext_f``."""
@@ -189,6 +191,8 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     loads = np.concatenate([np.ones((n_cand, 1)), np.cumprod(ordered_n, axis=1)], axis=1)
     full = np.array([a.size for a in ax], dtype=np.float64)
     inside = pos.T[:, :, None] > level
+    extent = np.where(inside, full[:, None, None], ext.T[:, :, None])
+    reuse = (inside & (n.T[:, :, None] > 1)) | (within.T[:, :, None] > 1)
     # a dimension of one tile spanning it all is *trivial*: whether its loop is inside a
     # level changes nothing below, so levels differing only in trivial loops are one option;
     # ties between options go to the one with fewer non-trivial loops inside (:func:`traffic`)
@@ -196,9 +200,13 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     inner_loops = (inside & ~trivial.T[:, :, None]).sum(axis=0)
     return {"n": n, "ext": ext, "within": within, "positions": positions, "pos": pos,
             "orders": orders, "inside": inside,
-            "extent": np.where(inside, full[:, None, None], ext.T[:, :, None]),
+            "extent": extent,
             "rep": np.where(~inside, n.T[:, :, None], 1).astype(np.float64),
-            "reuse": (inside & (n.T[:, :, None] > 1)) | (within.T[:, :, None] > 1),
+            "reuse": reuse,
+            # per operand, the elements its buffer keeps at each level (0: it streams)
+            **{f"area_{op}": np.where(reuse[DIM_INDEX[IRRELEVANT[op]]],
+                                      extent[DIM_INDEX[a]] * extent[DIM_INDEX[b]], 0.0)
+               for op, (a, b) in OPERAND_DIMS.items()},
             "stream_rep": positions.T[:, :, None].astype(np.float64),
             "fetched_once": loads <= 1, "trivial": trivial,
             "tie": (1 + 1e-12 * inner_loops)[:, ::-1],
@@ -217,7 +225,7 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
     ``half``: bytes an operand may keep when fetched once / more than once. All four levels
     are evaluated at once (arrays of shape ``(candidates, 4)``; the parts that depend on the
     candidates alone come from :func:`candidate_arrays`)."""
-    extent, fetched_once = geo["extent"], geo["fetched_once"]
+    fetched_once = geo["fetched_once"]
     n_cand = geo["n"].shape[0]
     tie = geo["tie"]
     reads: dict[str, np.ndarray] = {}
@@ -225,17 +233,19 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
     held: dict[str, np.ndarray] = {}
     writes = np.zeros(n_cand)
     rows = np.arange(n_cand)
-    for op, dims in OPERAND_DIMS.items():
+    for op in OPERAND_DIMS:
         key = op if op != "ofmap" else "psum"
         if op in resident:
             reads[key] = np.zeros(n_cand)
             levels[op], held[op] = np.full(n_cand, -1, dtype=np.int64), np.ones(n_cand)
             continue
         i = DIM_INDEX[IRRELEVANT[op]]
-        a, b = (DIM_INDEX[d] for d in dims)
         b_op = nbytes[op]
         rep = geo["rep"][i]
-        need = np.where(geo["reuse"][i], extent[a] * extent[b] * b_op.hold, 0.0)
+        area = geo[f"area_{op}"]
+        # bytes kept (0 where the operand streams: 0 x a finite width)
+        need = (area * b_op.hold if math.isfinite(b_op.hold)
+                else np.where(geo["reuse"][i], area * b_op.hold, 0.0))
         limit = np.where(fetched_once, capacity[op], half[op])
         with np.errstate(divide="ignore", invalid="ignore"):
             rho = np.where(need <= limit, 1.0, limit / np.where(need > 0, need, 1.0))
@@ -253,25 +263,12 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
         # runs from level 3 down). Counting loops, not levels, makes the choice the same for
         # loop orders that differ only in where trivial loops sit (:mod:`.search` evaluates
         # one of them)
-        best = 3 - _first_min(cost[:, ::-1] * tie)
+        best = 3 - np.argmin(cost[:, ::-1] * tie, axis=1)
         reads[key] = r[rows, best]
         if w is not None:
             writes = writes + w[rows, best]
         levels[op], held[op] = best, rho[rows, best]
     return Traffic(reads, writes, levels, held)
-
-
-def _first_min(x: np.ndarray) -> np.ndarray:
-    """``np.argmin(x, axis=1)`` of a few columns, column by column (numpy's row-wise argmin
-    of 4 values is slow); NaN rows (argmin's first NaN) go to numpy."""
-    if np.isnan(x).any():
-        return np.argmin(x, axis=1)
-    best, idx = x[:, 0].copy(), np.zeros(len(x), dtype=np.int64)
-    for j in range(1, x.shape[1]):
-        lower = x[:, j] < best
-        best = np.where(lower, x[:, j], best)
-        idx[lower] = j
-    return idx
 
 
 def _psum_bytes(elems: float, b: OperandBytes, k_out: np.ndarray) -> tuple[np.ndarray, ...]:
