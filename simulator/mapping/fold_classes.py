@@ -208,7 +208,9 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
             group = min(group, max(1, int(cap[b] // (largest * (1 + 1e-12)))))
     first_piece = np.cumsum(mult * p) - mult * p
     raw = producer >= 0
-    starts = np.union1d(np.arange(0, n_p, group, dtype=np.int64), first_piece[raw])
+    starts = np.arange(0, n_p, group, dtype=np.int64)
+    if raw.any():  # a fold reading partial sums back starts a tile
+        starts = np.union1d(starts, first_piece[raw])
     bounds = np.append(starts, n_p)
     # where every boundary falls: class, whole folds before it in the class, pieces into one
     row = np.searchsorted(first_piece, bounds, side="right") - 1
