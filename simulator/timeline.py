@@ -23,7 +23,8 @@ first serves the waiting get, then resumes its process). The container semantics
 SimPy's: a put succeeds at once (the slots it returns always fit) and raises the level when
 it is issued, a get takes a slot when it is issued if one is free and otherwise when a put
 is processed. Every time is computed by the same floating-point expressions as the SimPy
-processes (``now + (at - now)`` for a timeout to ``at``, the channel bookings of
+processes (``now + (at - now)`` for a timeout to ``at``, ``max`` and ``min`` written out as the
+builtins pick: ``max(a, b)`` is ``b if b > a else a``; the channel bookings of
 :class:`simulator.engine.Channels`: equal stripes keep every channel's queue equal, so one
 queue stands for all, with the same per-stripe hold).
 
@@ -105,18 +106,22 @@ def replay(tiles: TileSchedule, channels: int, bytes_per_cycle: float, latency: 
                 yield
             mark_load[t] = now
             ready = now + latency
-            h = min(head[t], total_load[t])
+            h, ld = head[t], total_load[t]
+            h = ld if ld < h else h  # min(head, load), as the builtin picks
             if h > 0:  # Channels.book(h, read=True)
-                free = max(free, ready) + (0.0 if inf_rate else h / channels / rate)
-                head_at[t] = at = max(ready, free)
+                free = (ready if ready > free else free) + (0.0 if inf_rate
+                                                             else h / channels / rate)
+                head_at[t] = at = free if free > ready else ready
             else:
                 head_at[t] = at = now
             rest = total_load[t] - h
             if rest > 0:
-                free = max(free, ready) + (0.0 if inf_rate else rest / channels / rate)
-                rest_at[t] = max(at, ready, free)
+                free = (ready if ready > free else free) + (0.0 if inf_rate
+                                                             else rest / channels / rate)
+                m = ready if ready > at else at
+                rest_at[t] = free if free > m else m
             else:
-                rest_at[t] = max(at, now)
+                rest_at[t] = now if now > at else at
             push(_ISSUED | t << 3)
 
     def compute() -> Generator[None, None, None]:
@@ -136,24 +141,31 @@ def replay(tiles: TileSchedule, channels: int, bytes_per_cycle: float, latency: 
                 c_seq = seq
                 yield
             mark_start[t] = now
-            last = min(store_tail[t], store[t])
+            last, st = store_tail[t], store[t]
+            last = st if st < last else last
             body = store[t] - last
             if body > 0:  # Channels.book(body, read=False)
-                free = max(free, now) + (0.0 if inf_rate else body / channels / rate)
-                body_at[t] = max(now, free)
+                free = (now if now > free else free) + (0.0 if inf_rate
+                                                         else body / channels / rate)
+                body_at[t] = free if free > now else now
             else:
                 body_at[t] = now
-            end = max(now + busy[t] - tail[t], rest_at[t]) + tail[t]
+            tt = tail[t]
+            x, r = now + busy[t] - tt, rest_at[t]
+            end = (r if r > x else x) + tt
             if end > now:
                 c_at, seq = now + (end - now), seq + 1
                 c_seq = seq
                 yield
             mark_end[t] = now
             if last > 0:
-                free = max(free, now) + (0.0 if inf_rate else last / channels / rate)
-                tail_at[t] = max(max(now, free), body_at[t])
+                free = (now if now > free else free) + (0.0 if inf_rate
+                                                         else last / channels / rate)
+                m, b = (free if free > now else now), body_at[t]
+                tail_at[t] = b if b > m else m
             else:
-                tail_at[t] = max(now, body_at[t])
+                b = body_at[t]
+                tail_at[t] = b if b > now else now
             in_level += 1  # the put raises the level when issued
             push(_PUT_IN)
             yield
