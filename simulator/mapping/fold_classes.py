@@ -88,20 +88,19 @@ def _within_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
         return None
     units = grid.axes[d].units
     assert units is not None  # a within-tile loop runs over a spatial axis
-    pick, mid_count = [], []
-    for f, c in zip(first.tolist(), count.tolist(), strict=True):
-        if c >= 3:
-            pick += [f, f + 1, f + c - 1]
-            mid_count += [1, c - 2, 1]
-        else:
-            pick += list(range(f, f + c))
-            mid_count += [1] * c
+    # per tile its first, second and last unit (all of a tile of fewer than three)
+    k = np.minimum(count, 3)
+    tile_of = np.repeat(np.arange(len(first)), k)
+    j = np.arange(int(k.sum())) - np.repeat(np.cumsum(k) - k, k)
+    c = count[tile_of]
+    pick = first[tile_of] + np.where(j < 2, j, c - 1)
+    mid_count = np.where((c >= 3) & (j == 1), c - 2, 1)
     small_units = units[pick]
     small = dataclasses.replace(grid, axes={**grid.axes, d: Axis(int(small_units.sum()),
                                                                  small_units)})
     ft = full_fold_table(small, dataclasses.replace(nest, per_tile={**nest.per_tile, d: 3}),
                          storage, nbytes)
-    mult = np.asarray(mid_count, dtype=np.int64)[ft.unit[d]]
+    mult = mid_count.astype(np.int64)[ft.unit[d]]
     return (ft, mult) if _raw_ok(ft, mult, d) else None
 
 

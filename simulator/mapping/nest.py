@@ -77,7 +77,7 @@ class Axis:
             return np.arange(len(ext)), np.ones(len(ext), dtype=np.int64), ext
         c = min(per_tile, len(self.units))
         first = np.arange(0, len(self.units), c)
-        count = np.diff(np.append(first, len(self.units)))
+        count = chunks(len(self.units), c)  # c units per tile, the last one the rest
         return first, count, np.add.reduceat(self.units, first)
 
     def tile_count(self, per_tile: np.ndarray) -> np.ndarray:
