@@ -11,6 +11,8 @@ import math
 import numpy as np
 import pytest
 from conftest import REPO, arch_dict, make_layer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator import load_arch, load_workload, parse_arch, parse_network, simulate
 from simulator.arch.accelerator import build
@@ -330,6 +332,28 @@ def test_bitmask_on_dense_activations_costs_one_bit_per_unique_element():
     assert r["act_metadata_bytes"] == 18
     assert r["dram_ifmap_read_bytes"] == 162
     assert r["act_density"] == 1.0
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.integers(1, 6), st.integers(1, 4), st.integers(1, 12), st.integers(1, 12),
+       st.integers(1, 5), st.integers(1, 3), st.integers(0, 3), st.integers(1, 2),
+       st.integers(1, 3))
+def test_padding_tap_total_is_the_sum_of_the_per_tap_counts(cin, groups, h, w, k, s, p, dil,
+                                                            batch):
+    """The dense path's padding MACs (a closed-form total) equal the per-tap array summed
+    (the long way the sparse path uses), on random padded, strided, dilated, grouped convs."""
+    from hypothesis import assume
+
+    from simulator.mapping.masks import padding_tap_total, padding_taps
+
+    assume(h + 2 * p >= dil * (k - 1) + 1 and w + 2 * p >= dil * (k - 1) + 1)
+    net = parse_network({"name": "n", "batch_size": batch, "layers": [
+        {"name": "c", "op": "conv2d", "in_channels": cin * groups, "out_channels": groups,
+         "groups": groups, "in_h": h, "in_w": w, "kernel": k, "stride": s, "padding": p,
+         "dilation": dil}]})
+    layer = net.layers[0]
+    taps = padding_taps(layer)
+    assert padding_tap_total(layer) == (0 if taps is None else int(taps.sum()))
 
 
 def test_effectual_macs_with_and_without_padding_zeros():

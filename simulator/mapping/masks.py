@@ -238,10 +238,34 @@ def padding_taps(layer: Layer) -> np.ndarray | None:
     d = layer.dims
     if layer.op != "conv2d" or not {"in_h", "in_w", "kernel", "in_channels"} <= set(d):
         return None
-    (kh, kw), (sh, sw) = pair(d["kernel"]), pair(d.get("stride", 1))
-    (ph, pw), (dh, dw) = pair(d.get("padding", 0)), pair(d.get("dilation", 1))
+    (ph, pw) = pair(d.get("padding", 0))
     if ph == pw == 0:
         return None
+    outs, inside, batch, channels = _taps_inside(layer)
+    per_tap = outs[0] * outs[1] - np.outer(inside[0], inside[1]).ravel()
+    return np.tile(per_tap * batch, channels).astype(np.int64)
+
+
+def padding_tap_total(layer: Layer) -> int:
+    """``padding_taps(layer).sum()`` (0 without padding) without the per-tap array: the
+    outer product's sum is the product of the sums (tested equal)."""
+    d = layer.dims
+    if layer.op != "conv2d" or not {"in_h", "in_w", "kernel", "in_channels"} <= set(d):
+        return 0
+    (kh, kw), (ph, pw) = pair(d["kernel"]), pair(d.get("padding", 0))
+    if ph == pw == 0:
+        return 0
+    outs, inside, batch, channels = _taps_inside(layer)
+    per_group = outs[0] * outs[1] * kh * kw - int(inside[0].sum()) * int(inside[1].sum())
+    return per_group * batch * channels
+
+
+def _taps_inside(layer: Layer) -> tuple[list[int], list[np.ndarray], int, int]:
+    """Per axis of a padded conv: output size and, per tap, the outputs whose window stays
+    inside the input; the batch and the input channels of one group."""
+    d = layer.dims
+    (kh, kw), (sh, sw) = pair(d["kernel"]), pair(d.get("stride", 1))
+    (ph, pw), (dh, dw) = pair(d.get("padding", 0)), pair(d.get("dilation", 1))
     outs, inside = [], []
     for size, k, s, p, dil in ((int(d["in_h"]), kh, sh, ph, dh),
                                (int(d["in_w"]), kw, sw, pw, dw)):
@@ -249,10 +273,8 @@ def padding_taps(layer: Layer) -> np.ndarray | None:
         pos = np.arange(out)[:, None] * s + np.arange(k)[None, :] * dil - p
         outs.append(out)
         inside.append(((pos >= 0) & (pos < size)).sum(axis=0))
-    per_tap = outs[0] * outs[1] - np.outer(inside[0], inside[1]).ravel()
     batch = layer.M // (outs[0] * outs[1])
-    channels = int(d["in_channels"]) // int(d.get("groups", 1))
-    return np.tile(per_tap * batch, channels).astype(np.int64)
+    return outs, inside, batch, int(d["in_channels"]) // int(d.get("groups", 1))
 
 
 def act_mask(layer: Layer, seed: int = 0,

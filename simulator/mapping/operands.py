@@ -16,7 +16,7 @@ from typing import NamedTuple, Protocol
 
 import numpy as np
 
-from simulator.mapping.masks import padding_taps
+from simulator.mapping.masks import padding_tap_total
 from simulator.mapping.nest import DIMS, Grid, Nest
 from simulator.mapping.options import MappingContext
 from simulator.mapping.precision import (
@@ -191,8 +191,7 @@ def prepare(layer: Layer, array: PEGrid, seed: int) -> Prepared:
 def sparsity_counts(p: Prepared) -> dict[str, int]:
     """Effectual (with and without padding zeros), gated and skipped MACs and metadata."""
     sv, layer = p.sv, p.layer
-    pad = padding_taps(layer)
-    padding_macs = 0 if pad is None else int(pad.sum()) * layer.N * layer.count
+    padding_macs = padding_tap_total(layer) * layer.N * layer.count
     return {
         "effectual_macs": sv.effectual_macs if sv else layer.macs - padding_macs,
         "effectual_macs_ignoring_padding": (sv.effectual_macs_ignoring_padding if sv
