@@ -125,7 +125,7 @@ class LayerMapping:
     loop_order: str = ""
     tile_dims: Mapping[str, int] = dataclasses.field(default_factory=dict)
     resident: str = ""
-    #: candidates the tiling search evaluated (1: the fixed order)
+    #: candidates of the tiling search's enumeration (1: the fixed order)
     candidates: int = 0
     #: the layer's weights as stored (bytes incl. format metadata): what a preload moves
     weight_bytes: float = 0.0

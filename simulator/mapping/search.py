@@ -6,7 +6,10 @@ units for ``j`` on a geometric grid (1, 2, 4, 8, ... tiles, and one unit per til
 streamed axis ``ceil(S / j)`` elements on the same grid. That is
 at most a few thousand candidates per GEMM, each evaluated in closed form at once (numpy);
 the first candidate is the dataflow's fixed order (one fold per tile, whole stream), so ties
-keep SCALE-Sim's mapping. Deterministic: no sampling, no time limit.
+keep SCALE-Sim's mapping. Deterministic: no sampling, no time limit. Of the loop orders that
+differ only in where a loop of one tile spanning its dimension sits, only the first is
+evaluated: it moves the same traffic at the same cost, so the choice is the same (tested
+against the whole enumeration, ``MappingContext.distinct_candidates=False``).
 
 **Estimate of a candidate** (per GEMM, x ``count``): DRAM bytes from :func:`.nest.traffic`;
 compute cycles ``folds x max(fold cycles, SRAM-port cycles)`` (SCALE-Sim's closed form per
@@ -89,9 +92,8 @@ class Choice:
     storage: Mapping[str, Storage]
     latency_cycles: float
     energy_pj: float
-    #: candidates of the enumeration, and the distinct ones evaluated (:func:`_candidates`)
+    #: candidates of the enumeration (:func:`_candidates`; fewer are evaluated)
     candidates: int
-    evaluated: int = 0
 
 
 def default_nest(grid: Grid, outer: str, inner: str) -> Nest:
@@ -212,7 +214,7 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
     nest = Nest(order, {d: int(per_tile[best, DIM_INDEX[d]]) for d in DIMS})  # type: ignore[arg-type]
     storage = {op: Storage(int(tr.levels[op][best]), float(tr.held[op][best]))
                for op in tr.levels}
-    return Choice(nest, storage, float(lat[best]), float(energy[best]), total, len(orders))
+    return Choice(nest, storage, float(lat[best]), float(energy[best]), total)
 
 
 def _array_pj(model: ArrayModel, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float],
