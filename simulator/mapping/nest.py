@@ -197,16 +197,17 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     # level changes nothing below, so levels differing only in trivial loops are one option;
     # ties between options go to the one with fewer non-trivial loops inside (:func:`traffic`)
     trivial = (n == 1) & (ext == full[None, :])
-    inner_loops = (inside & ~trivial.T[:, :, None]).sum(axis=0)
+    counted = inside & ~trivial.T[:, :, None]
+    inner_loops = counted[0].astype(np.int64) + counted[1] + counted[2]
     return {"n": n, "ext": ext, "within": within, "positions": positions, "pos": pos,
             "orders": orders, "inside": inside,
             "extent": extent,
             "rep": np.where(~inside, n.T[:, :, None], 1).astype(np.float64),
             "reuse": reuse,
             # per operand, the elements its buffer keeps at each level (0: it streams)
-            **{f"area_{op}": np.where(reuse[DIM_INDEX[IRRELEVANT[op]]],
-                                      extent[DIM_INDEX[a]] * extent[DIM_INDEX[b]], 0.0)
-               for op, (a, b) in OPERAND_DIMS.items()},
+            # (x 0 or 1: the extents are finite and positive, so the product is where's)
+            **{f"area_{op}": extent[DIM_INDEX[a]] * extent[DIM_INDEX[b]]
+               * reuse[DIM_INDEX[IRRELEVANT[op]]] for op, (a, b) in OPERAND_DIMS.items()},
             "stream_rep": positions.T[:, :, None].astype(np.float64),
             "fetched_once": loads <= 1, "trivial": trivial,
             "tie": (1 + 1e-12 * inner_loops)[:, ::-1],

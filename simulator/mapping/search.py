@@ -140,13 +140,20 @@ def _candidates(grid: Grid, first: Nest, search: bool, distinct: bool = True
     axes = [grid.axes[d] for d in DIMS]
     totals = [a.size if a.streamed else a.n_units for a in axes]
     choices = [tile_choices(t) for t in totals]
-    mesh = np.stack(np.meshgrid(*choices, indexing="ij"), axis=-1).reshape(-1, 3)
     orders = np.array([[DIM_INDEX[d] for d in o] for o in ORDERS])
-    total = 1 + len(orders) * len(mesh)
     if not distinct:
+        mesh = np.stack(np.meshgrid(*choices, indexing="ij"), axis=-1).reshape(-1, 3)
+        total = 1 + len(orders) * len(mesh)
         o = np.repeat(orders, len(mesh), axis=0)
         t = np.tile(mesh, (len(orders), 1))
         return np.concatenate([base_o, o]), np.concatenate([base_t, t]), total
+    # the same mesh as np.meshgrid's (the long way above), by broadcasting
+    cube = np.empty((*(len(c) for c in choices), 3), dtype=np.int64)
+    cube[..., 0] = choices[0][:, None, None]
+    cube[..., 1] = choices[1][None, :, None]
+    cube[..., 2] = choices[2][None, None, :]
+    mesh = cube.reshape(-1, 3)
+    total = 1 + len(orders) * len(mesh)
     spans = [a.streamed or int(a.units.sum()) == a.size for a in axes]  # type: ignore[union-attr]
     pattern = sum((mesh[:, j] >= totals[j]) * (1 << j) * spans[j] for j in range(3))
     keep_o, keep_m = np.nonzero(_FIRST_OF_CLASS[pattern].T)  # order-major, as enumerated
