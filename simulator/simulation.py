@@ -38,6 +38,7 @@ from simulator.cost.table_file import TableFiles, table_for
 from simulator.engine import run_tiles
 from simulator.mapping.options import BufferView, MappingContext, MappingCosts, SharedMemo
 from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
+from simulator.mapping.search import choose_all
 from simulator.memo import LayerCache, MaskHashes, Outcome, base_key, renamed
 from simulator.memo import key as memo_key
 from simulator.report import LayerResult, Preload, Report
@@ -290,6 +291,7 @@ def simulate(arch: ArchConfig, workload: Workload,
                                for name in getattr(getattr(u, "params", None), "folding", {}))
         if getattr(getattr(acc.placement, "params", None), "layers", None):
             plan.named = frozenset(la.name for la in workload.layers)  # placed by name
+        _search_ahead(plan)
     results = tuple(plan.run(i, layer, workload.seed) for i, layer in enumerate(workload.layers))
     if len(acc.units) > 1:  # each array with the layers its placement gave it
         for name, unit in acc.units.items():
@@ -305,6 +307,43 @@ def simulate(arch: ArchConfig, workload: Workload,
                   unit_pes={**{n: u.n_pes for n, u in acc.units.items()},
                             "vector_unit": acc.vector_unit.n_pes},
                   preload=_preload(sum(plan.preload_bytes), acc, table))
+
+
+def _search_ahead(plan: _Residency) -> None:
+    """Run the tiling searches of the network's distinct GEMMs in one stacked pass
+    (:func:`~simulator.mapping.search.choose_all`) before the layers run, into the memo each
+    layer's own search then reads (an exact shortcut: the memo is keyed by everything a
+    choice depends on, and a layer whose context differs searches itself). Where the
+    context of a layer is known before the layers before it have run: every operand in DRAM
+    (no ``keep`` / ``preload`` residency), one PE array or none chosen per layer (no
+    placement rule), and the array offers its searches (``search_problem``: the systolic
+    arrays, for layers without masks or sparsity)."""
+    acc, res = plan.acc, plan.acc.arch.residency
+    offer = getattr(acc.pe_array, "search_problem", None)
+    if res.activations == "keep" or res.weights == "preload" or acc.placement is not None \
+            or offer is None or plan.cache is None:
+        return
+    views = {b: plan.view(b, 0.0) for b in ("ifmap", "filter", "ofmap")}
+    ctx = dataclasses.replace(plan.base, resident=frozenset(), keep_output=False,
+                              buffers=views, kept_inputs=0.0)
+    name = next(iter(acc.units))
+    unit_ctx = ctx if plan.unit_costs is None else dataclasses.replace(
+        ctx, costs=plan.unit_costs[name])
+    seen: set[tuple[object, ...]] = set()
+    problems = []
+    for layer in plan.workload.layers:
+        if layer.kind != "gemm":
+            continue
+        k = memo_key(plan.base_key, layer, ctx, False, plan.hashes,
+                     by_name=layer.name in plan.named)
+        if k in seen or k in plan.cache:
+            continue
+        seen.add(k)
+        problem = offer(layer, acc.buffers, plan.workload.seed, unit_ctx)
+        if problem is not None:
+            problems.append(problem)
+    if len(problems) > 1:
+        choose_all(problems)
 
 
 def _preload(nbytes: int, acc: Accelerator, table: EnergyTable) -> Preload:

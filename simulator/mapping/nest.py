@@ -41,6 +41,7 @@ import itertools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -176,12 +177,30 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     (``(n_cand, 3)``: one tile spans the dimension), ``tie`` (``(n_cand, 4)``, levels inner
     first: ``1 + 1e-12 x`` the non-trivial loops inside the level); and, for the search's
     estimate, ``folds`` and float copies ``positions_f``, ``n_f``, ``ext_f``."""
+    n, ext, within, positions, full = axis_arrays(grid, per_tile)
+    return level_arrays(orders, n, ext, within, positions,
+                        np.broadcast_to(full, (len(per_tile), 3)))
+
+
+def axis_arrays(grid: Grid, per_tile: np.ndarray) -> tuple[np.ndarray, ...]:
+    """What each candidate's tile sizes make of the grid's axes (``(n_cand, 3)`` each, in
+    :data:`DIMS` order): tile counts, largest tile extents, units per tile and fold positions;
+    and the axes' sizes (``(3,)``, float64)."""
     ax = [grid.axes[d] for d in DIMS]
     cols = range(3)
-    n = np.stack([ax[j].tile_count(per_tile[:, j]) for j in cols], axis=1)
-    ext = np.stack([ax[j].max_extent(per_tile[:, j]) for j in cols], axis=1)
-    within = np.stack([ax[j].within_units(per_tile[:, j]) for j in cols], axis=1)
-    positions = np.stack([ax[j].positions(per_tile[:, j]) for j in cols], axis=1)
+    return (np.stack([ax[j].tile_count(per_tile[:, j]) for j in cols], axis=1),
+            np.stack([ax[j].max_extent(per_tile[:, j]) for j in cols], axis=1),
+            np.stack([ax[j].within_units(per_tile[:, j]) for j in cols], axis=1),
+            np.stack([ax[j].positions(per_tile[:, j]) for j in cols], axis=1),
+            np.array([a.size for a in ax], dtype=np.float64))
+
+
+def level_arrays(orders: np.ndarray, n: np.ndarray, ext: np.ndarray, within: np.ndarray,
+                 positions: np.ndarray, full: np.ndarray) -> dict[str, np.ndarray]:
+    """:func:`candidate_arrays` from :func:`axis_arrays`' per-candidate quantities, with
+    ``full`` the sizes of each candidate's axes (``(n_cand, 3)``): candidates of different
+    grids in one call (:func:`.search.choose_all`) get what one call per grid would give
+    (every operation is elementwise per candidate)."""
     pos = np.empty_like(orders)  # the inverse permutation of each order (its argsort)
     np.put_along_axis(pos, orders, np.arange(1, 4, dtype=orders.dtype)[None, :], axis=1)
     n_cand = n.shape[0]
@@ -189,14 +208,13 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
     # loads(l) = product of the tile counts of the loops at positions <= l
     ordered_n = np.take_along_axis(n, orders, axis=1).astype(np.float64)
     loads = np.concatenate([np.ones((n_cand, 1)), np.cumprod(ordered_n, axis=1)], axis=1)
-    full = np.array([a.size for a in ax], dtype=np.float64)
     inside = pos.T[:, :, None] > level
-    extent = np.where(inside, full[:, None, None], ext.T[:, :, None])
+    extent = np.where(inside, full.T[:, :, None], ext.T[:, :, None])
     reuse = (inside & (n.T[:, :, None] > 1)) | (within.T[:, :, None] > 1)
     # a dimension of one tile spanning it all is *trivial*: whether its loop is inside a
     # level changes nothing below, so levels differing only in trivial loops are one option;
     # ties between options go to the one with fewer non-trivial loops inside (:func:`traffic`)
-    trivial = (n == 1) & (ext == full[None, :])
+    trivial = (n == 1) & (ext == full)
     counted = inside & ~trivial.T[:, :, None]
     inner_loops = counted[0].astype(np.int64) + counted[1] + counted[2]
     return {"n": n, "ext": ext, "within": within, "positions": positions, "pos": pos,
@@ -218,17 +236,23 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
             "ext_f": ext.astype(np.float64)}
 
 
-def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float],
-            nbytes: Mapping[str, OperandBytes], capacity: Mapping[str, float],
-            half: Mapping[str, float], resident: frozenset[str] = frozenset()) -> Traffic:
+def traffic(grid: Grid | None, geo: Mapping[str, np.ndarray], sizes: Mapping[str, Any],
+            nbytes: Mapping[str, OperandBytes], capacity: Mapping[str, Any],
+            half: Mapping[str, Any], resident: frozenset[str] | Mapping[str, Any] = frozenset()
+            ) -> Traffic:
     """DRAM traffic of every candidate with each operand at its best level (module
     docstring). ``sizes``: elements of each operand in the GEMM view; ``capacity`` /
-    ``half``: bytes an operand may keep when fetched once / more than once. All four levels
-    are evaluated at once (arrays of shape ``(candidates, 4)``; the parts that depend on the
-    candidates alone come from :func:`candidate_arrays`)."""
+    ``half``: bytes an operand may keep when fetched once / more than once; ``resident``: the
+    operands on chip (no traffic). All four levels are evaluated at once (arrays of shape
+    ``(candidates, 4)``; the parts that depend on the candidates alone come from
+    :func:`candidate_arrays`). Each number may instead be an array of one value per candidate
+    (shape ``(candidates, 1)``; ``resident``: per operand, a boolean per candidate): candidates
+    of several GEMMs in one call (:func:`.search.choose_all`), every operation elementwise."""
     fetched_once = geo["fetched_once"]
     n_cand = geo["n"].shape[0]
     tie = geo["tie"]
+    on_chip = ({op: op in resident for op in OPERAND_DIMS} if isinstance(resident, frozenset)
+               else resident)
     reads: dict[str, np.ndarray] = {}
     levels: dict[str, np.ndarray] = {}
     held: dict[str, np.ndarray] = {}
@@ -236,7 +260,8 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
     rows = np.arange(n_cand)
     for op in OPERAND_DIMS:
         key = op if op != "ofmap" else "psum"
-        if op in resident:
+        on = on_chip[op]
+        if on is True:
             reads[key] = np.zeros(n_cand)
             levels[op], held[op] = np.full(n_cand, -1, dtype=np.int64), np.ones(n_cand)
             continue
@@ -245,7 +270,7 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
         rep = geo["rep"][i]
         area = geo[f"area_{op}"]
         # bytes kept (0 where the operand streams: 0 x a finite width)
-        need = (area * b_op.hold if math.isfinite(b_op.hold)
+        need = (area * b_op.hold if np.isfinite(b_op.hold).all()
                 else np.where(geo["reuse"][i], area * b_op.hold, 0.0))
         limit = np.where(fetched_once, capacity[op], half[op])
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -269,6 +294,11 @@ def traffic(grid: Grid, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float
         if w is not None:
             writes = writes + w[rows, best]
         levels[op], held[op] = best, rho[rows, best]
+        if on is not False:  # per candidate: those with the operand on chip move none of it
+            reads[key] = np.where(on, 0.0, reads[key])
+            levels[op], held[op] = np.where(on, -1, best), np.where(on, 1.0, held[op])
+            if w is not None:
+                writes = np.where(on, 0.0, writes)
     return Traffic(reads, writes, levels, held)
 
 

@@ -132,7 +132,7 @@ class Prepared:
         return {op: unique[op] / g * self.bits[op] / 8 / elems[op] for op in elems}
 
 
-def _needs_sparse_view(layer: Layer, sp: SparsityParams) -> bool:
+def needs_sparse_view(layer: Layer, sp: SparsityParams) -> bool:
     arch = (sp.weights != "none" or sp.activations != "none" or sp.weight_format != "dense"
             or sp.act_format != "dense")
     ops = (layer.weight, layer.activation)
@@ -171,7 +171,7 @@ def prepare(layer: Layer, array: PEGrid, seed: int) -> Prepared:
     sv: SparseView | None = None
     work = layer
     bits: dict[str, float] = {"ifmap": a_bits, "filter": f_bits, "ofmap": a_bits}
-    if _needs_sparse_view(layer, array.sparsity):
+    if needs_sparse_view(layer, array.sparsity):
         sv = sparse_view(layer, array.sparsity, f_bits + 0.0, a_bits + 0.0, seed)
         work = dataclasses.replace(
             layer, K=sv.K, N=sv.N,

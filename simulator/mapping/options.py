@@ -94,8 +94,9 @@ class SharedMemo(Generic[V]):
     """A bounded memo by content key (least recently used dropped first), owned by its
     caller and never global. As ``MappingContext.geometry`` it keeps what a mapping derives
     from a layer's *geometry* alone, whatever the buffers, prices and residency: the tiling
-    search's candidates and their level arrays (:func:`.search.candidate_geometry`, keyed by
-    the grid's content, read-only arrays; ~1 MB an entry for a few thousand candidates),
+    search's candidates and their tile counts and extents (:func:`.search.candidate_geometries`,
+    keyed by the grid's content, read-only arrays; ~0.1 MB an entry for a few thousand
+    candidates),
     for a :class:`~simulator.memo.LayerCache` (one per chunk of sweep points, which come in
     grid order and so share their array shape) or one ``simulate`` call. The layer memo
     itself (:class:`~simulator.memo.LayerCache`) is one too."""
@@ -108,6 +109,9 @@ class SharedMemo(Generic[V]):
 
     def __len__(self) -> int:
         return len(self._entries)
+
+    def __contains__(self, key: object) -> bool:  # no hit or miss counted, no reordering
+        return key in self._entries
 
     def get(self, key: tuple[object, ...]) -> V | None:
         hit = self._entries.get(key)
@@ -148,7 +152,9 @@ class MappingContext:
     #: fold, the long way (the reference the classes are tested against)
     fold_classes: bool = True
     #: the tiling search evaluates one of the candidates that differ only in where trivial
-    #: loops sit (:func:`simulator.mapping.search._candidates`); ``False``: all, the long way
+    #: loops sit (:func:`simulator.mapping.search._candidates`) and only those whose lower
+    #: bound can win (:func:`simulator.mapping.search.choose_all`); ``False``: every
+    #: candidate of the whole enumeration, the long way
     distinct_candidates: bool = True
     #: the tiling search's results by their full input, shared by the layers of one
     #: ``simulate`` call (ResNet-50's 54 GEMMs have 23 distinct ones); ``None``: no memo

@@ -48,6 +48,7 @@ import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
 
 from simulator.errors import MappingError
+from simulator.mapping.estimate import ArrayModel
 from simulator.mapping.masks import conv_positions
 from simulator.mapping.nest import Axis, Grid, Nest, OperandBytes, fold_table
 from simulator.mapping.operands import (
@@ -61,7 +62,7 @@ from simulator.mapping.operands import (
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.precision import precision_notes
 from simulator.mapping.schedule import Buffer, LayerMapping, chunks
-from simulator.mapping.search import ArrayModel, choose
+from simulator.mapping.search import choose
 from simulator.mapping.tiles import build_tiles
 from simulator.workload.geometry import pair
 from simulator.workload.layer import Layer

@@ -11,39 +11,42 @@ differ only in where a loop of one tile spanning its dimension sits, only the fi
 evaluated: it moves the same traffic at the same cost, so the choice is the same (tested
 against the whole enumeration, ``MappingContext.distinct_candidates=False``).
 
-**Estimate of a candidate** (per GEMM, x ``count``): DRAM bytes from :func:`.nest.traffic`;
-compute cycles ``folds x max(fold cycles, SRAM-port cycles)`` (SCALE-Sim's closed form per
-fold: tiling the stream costs one fill and drain per piece); latency
-``max(compute, DRAM bytes / bandwidth) + spilled bytes / bandwidth + DRAM latency`` (a spilled
-partial sum waits for its own write); energy = DRAM and DMA-side SRAM words at the table's
-prices + array-side SRAM words and stationary-operand register writes (they grow with the
-stream pieces) + MACs, idle PE-cycles and leakage over the estimated latency. ``latency``,
-``energy`` or ``edp`` (their product) is minimised.
+**Estimate of a candidate**: :mod:`.estimate` (latency, energy or their product, the
+architecture's objective). :func:`choose_all` searches several GEMMs in one stacked pass
+(the simulation's layers before it runs them, :func:`simulator.simulation.simulate`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, cast
 
 import numpy as np
 
+from simulator.mapping.estimate import (
+    ArrayModel,
+    GemmEstimate,
+    estimate,
+    first_minimum,
+    per_candidate,
+)
 from simulator.mapping.nest import (
     DIM_INDEX,
     DIMS,
-    IRRELEVANT,
     ORDERS,
     Grid,
     Nest,
     OperandBytes,
     Storage,
     Traffic,
-    candidate_arrays,
+    axis_arrays,
+    level_arrays,
     traffic,
 )
-from simulator.mapping.options import MappingContext, MappingCosts
+from simulator.mapping.options import MappingContext
 
 _RATIO = 2.0
 
@@ -56,32 +59,6 @@ def tile_choices(total: int) -> np.ndarray:
         js.append(min(total, math.ceil(j)))
     vals = {-(-total // k) for k in js} | {1, total}
     return np.array(sorted(vals, reverse=True), dtype=np.int64)
-
-
-@dataclass(frozen=True, slots=True)
-class ArrayModel:
-    """What the search needs of a dataflow's folds (per GEMM).
-
-    ``base_cycles`` per fold + ``stream_scale`` per streamed element (SCALE-Sim's closed
-    form), or for dataflows without a streamed axis ``work_cycles`` in total; ``port``: the
-    SRAM-port-limited cycles of a fold for each candidate's stream tile extent (``None``: no
-    port limit). Array side, every fold reads its slice of each input and writes (and after
-    the first, reads back) its partial sums, so an operand is read once per fold position
-    along its irrelevant dimension: ``words`` is the SRAM words per element so moved, and the
-    ``stationary`` operand is also written into the PE registers each time
-    (:mod:`simulator.cost.actions`). ``array_pj`` replaces that count (per candidate's stream
-    pieces -> pJ) for dataflows that move data otherwise (row-stationary)."""
-
-    pes: int
-    macs: int
-    count: int
-    base_cycles: float
-    stream_scale: float = 1.0
-    work_cycles: float = 0.0
-    port: Callable[[np.ndarray], np.ndarray] | None = None
-    words: Mapping[str, float] = field(default_factory=dict)
-    stationary: str = ""
-    array_pj: Callable[[np.ndarray], np.ndarray] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,26 +144,61 @@ def grid_key(grid: Grid) -> tuple[object, ...]:
                   for a in (grid.axes[d] for d in DIMS)), grid.within)
 
 
-def candidate_geometry(grid: Grid, first: Nest, ctx: MappingContext, distinct: bool = True
-                       ) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray], int]:
-    """The candidates' loop orders, tile sizes, :func:`~.nest.candidate_arrays` and the
-    enumeration's size (:func:`_candidates`): from ``ctx.geometry`` when an equal grid was
+#: a candidate's tile counts, largest extents, units per tile and fold positions
+#: (``(n_cand, 3)`` each, :func:`~.nest.axis_arrays`) and its grid's sizes (``(3,)``)
+Axes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+#: loop orders, tile sizes, the enumeration's size and the :data:`Axes` of a grid's candidates
+Geometry = tuple[np.ndarray, np.ndarray, int, Axes]
+
+
+def candidate_geometries(grids: Sequence[tuple[Grid, Nest, MappingContext, bool]]
+                         ) -> list[Geometry]:
+    """The candidates of each grid (:func:`_candidates`) and what their tile sizes make of
+    its axes (:func:`~.nest.axis_arrays`): from ``ctx.geometry`` when an equal grid was
     searched before (they depend on nothing else; tested equal to deriving them again), else
     derived (and kept there, read-only)."""
-    memo = ctx.geometry
-    key = ("candidates", grid_key(grid), first.order, tuple(sorted(first.per_tile.items())),
-           ctx.params.search, distinct)
-    if memo is not None:
-        hit = memo.get(key)
-        if hit is not None:
-            return hit  # type: ignore[return-value]
-    orders, per_tile, total = _candidates(grid, first, ctx.params.search, distinct)
-    geo = candidate_arrays(grid, orders, per_tile)
-    if memo is not None:
-        for arr in (orders, per_tile, *geo.values()):
-            arr.flags.writeable = False
-        memo.put(key, (orders, per_tile, geo, total))
-    return orders, per_tile, geo, total
+    out: list[Geometry] = []
+    for grid, first, ctx, distinct in grids:
+        key = ("candidates", grid_key(grid), first.order, tuple(sorted(first.per_tile.items())),
+               ctx.params.search, distinct)
+        hit = ctx.geometry.get(key) if ctx.geometry is not None else None
+        if hit is None:
+            orders, per_tile, total = _candidates(grid, first, ctx.params.search, distinct)
+            axes = cast(Axes, axis_arrays(grid, per_tile))
+            for arr in (orders, per_tile, *axes):
+                arr.flags.writeable = False
+            hit = (orders, per_tile, total, axes)
+            if ctx.geometry is not None:
+                ctx.geometry.put(key, hit)
+        out.append(cast(Geometry, hit))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """One GEMM's search: :func:`choose`'s arguments."""
+
+    grid: Grid
+    model: ArrayModel
+    sizes: Mapping[str, float]
+    nbytes: Mapping[str, OperandBytes]
+    capacity: Mapping[str, float]
+    half: Mapping[str, float]
+    word_bytes: Mapping[str, float]
+    ctx: MappingContext
+    first: Nest
+    key: tuple[object, ...] | None = None
+
+    def memo_key(self) -> tuple[object, ...] | None:
+        """What the choice depends on (``key`` and the context), if ``key`` and a memo."""
+        if self.key is None or self.ctx.memo is None:
+            return None
+        c = self.ctx
+        costs = tuple((f.name, tuple(sorted(v.items())) if isinstance(v, Mapping) else v)
+                      for f in dataclasses.fields(c.costs)
+                      for v in (getattr(c.costs, f.name),))
+        return (self.key, c.params, costs, c.resident, c.keep_output,
+                tuple(sorted(self.capacity.items())), tuple(sorted(self.half.items())))
 
 
 def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
@@ -199,80 +211,145 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
     result is then memoised in ``ctx.memo`` (tested equal to a run without the memo).
     ``ctx.distinct_candidates=False`` evaluates the whole enumeration (the long way of
     :func:`_candidates`)."""
-    if key is not None and ctx.memo is not None:
-        costs = tuple((f.name, tuple(sorted(v.items())) if isinstance(v, Mapping) else v)
-                      for f in dataclasses.fields(ctx.costs)
-                      for v in (getattr(ctx.costs, f.name),))
-        full = (key, ctx.params, costs, ctx.resident, ctx.keep_output,
-                tuple(sorted(capacity.items())), tuple(sorted(half.items())))
-        hit = ctx.memo.get(full)
-        if hit is None:
-            hit = ctx.memo[full] = choose(grid, model, sizes, nbytes, capacity, half,
-                                          word_bytes, ctx, first)
-        assert isinstance(hit, Choice)
-        return hit
-    orders, per_tile, geo, total = candidate_geometry(grid, first, ctx,
-                                                      ctx.distinct_candidates)
-    tr = traffic(grid, geo, sizes, nbytes, capacity, half, ctx.resident)
-    lat, energy = _estimate(grid, model, geo, tr, word_bytes, sizes, ctx)
-    objective = {"latency": lat, "energy": energy, "edp": lat * energy}[ctx.params.objective]
-    best = int(np.argmin(objective))
-    order = tuple(DIMS[j] for j in orders[best])
-    nest = Nest(order, {d: int(per_tile[best, DIM_INDEX[d]]) for d in DIMS})  # type: ignore[arg-type]
-    storage = {op: Storage(int(tr.levels[op][best]), float(tr.held[op][best]))
-               for op in tr.levels}
-    return Choice(nest, storage, float(lat[best]), float(energy[best]), total)
+    return choose_all([Problem(grid, model, sizes, nbytes, capacity, half, word_bytes, ctx,
+                               first, key)])[0]
 
 
-def _array_pj(model: ArrayModel, geo: Mapping[str, np.ndarray], sizes: Mapping[str, float],
-              c: MappingCosts) -> np.ndarray:
-    """Array-side SRAM and stationary-register energy of every candidate (ArrayModel)."""
-    pos = geo["positions_f"]
-    out = np.zeros(pos.shape[0])
-    for op in ("ifmap", "filter"):
-        reads = sizes[op] * pos[:, DIM_INDEX[IRRELEVANT[op]]]
-        out = out + reads * model.words.get(op, 0.0) * c.sram_read.get(op, 0.0)
-        if model.stationary == op:
-            out = out + reads * c.rf_write
-    k = pos[:, DIM_INDEX["K"]]
-    w = model.words.get("ofmap", 0.0) * sizes["ofmap"]
-    return out + w * (k * c.sram_write.get("ofmap", 0.0) + (k - 1) * c.sram_read.get("ofmap",
-                                                                                     0.0))
+def choose_all(problems: Sequence[Problem]) -> list[Choice]:
+    """:func:`choose` of every problem, the candidates of those not in their memo evaluated
+    in one stacked pass (:mod:`.estimate`; tested equal to one search each). Problems of
+    equal memo key are searched once; each choice is memoised as :func:`choose` does."""
+    out: list[Choice | None] = [None] * len(problems)
+    todo: dict[object, list[int]] = {}
+    keyed: set[object] = set()
+    for i, p in enumerate(problems):
+        k = p.memo_key()
+        hit = p.ctx.memo.get(k) if k is not None and p.ctx.memo is not None else None
+        if isinstance(hit, Choice):
+            out[i] = hit
+            continue
+        if k is not None:
+            keyed.add(k)
+        todo.setdefault(k if k is not None else ("unkeyed", i), []).append(i)
+    if todo:
+        chosen = _search([problems[idx[0]] for idx in todo.values()])
+        for (tk, idx), c in zip(todo.items(), chosen, strict=True):
+            memo = problems[idx[0]].ctx.memo
+            if tk in keyed and memo is not None:
+                memo[tk] = c  # type: ignore[index]
+            for i in idx:
+                out[i] = c
+    return [c for c in out if c is not None]
 
 
-def _estimate(grid: Grid, model: ArrayModel, geo: Mapping[str, np.ndarray],
-              tr: Traffic, word_bytes: Mapping[str, float], sizes: Mapping[str, float],
-              ctx: MappingContext) -> tuple[np.ndarray, np.ndarray]:
-    """(latency cycles, energy pJ) of every candidate (module docstring)."""
-    c = ctx.costs
-    folds = geo["folds"]
-    stream = grid.stream
-    if stream is not None:
-        j = DIM_INDEX[stream]
-        pieces = geo["n_f"][:, j]
-        ext = geo["ext_f"][:, j]
-        fold = model.base_cycles + model.stream_scale * ext
-        if model.port is not None:
-            fold = np.maximum(fold, model.port(ext))
-        compute = model.count * folds * fold
+#: candidates per GEMM evaluated first, whose best bounds the rest (:func:`_search`)
+_FIRST = 16
+#: the traffic floor's margin below the compulsory bytes, far above float rounding (1e-16)
+_LOOSE = 1.0 - 1e-9
+
+
+def _search(problems: Sequence[Problem]) -> list[Choice]:
+    """Every candidate of every problem, stacked (:mod:`.estimate`), and the first minimum
+    of each problem's objective.
+
+    **Bound, then evaluate.** A candidate's compute cycles, array-side energy and idle
+    PE-cycles depend on its tile sizes alone (:data:`Axes`); its traffic is at least the
+    compulsory traffic (each input read once, each output written once, nothing spilled; x
+    ``1 - 1e-9``). The estimate at that traffic floor, by the same formulas (rounding is
+    monotone, so it is a lower bound in floating point too), bounds each candidate's
+    objective from below at the cost of a few array operations on ``(n_cand,)`` arrays. The
+    :data:`_FIRST` lowest bounds of each problem are evaluated; every candidate whose bound
+    exceeds the best of them cannot be the minimum, and the rest are evaluated in their
+    order, so the first minimum is the whole enumeration's (``tests/test_search.py``: every
+    mapping equal with ``distinct_candidates=False``, which evaluates all). Applies where
+    every price is finite and non-negative, the bytes finite and the DRAM bandwidth positive."""
+    geos = candidate_geometries([(p.grid, p.first, p.ctx, p.ctx.distinct_candidates)
+                                 for p in problems])
+    lengths = np.array([len(g[0]) for g in geos])
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    orders = np.concatenate([g[0] for g in geos])
+    axes = [np.concatenate([g[3][k] for g in geos]) for k in range(4)]
+    full = np.repeat(np.stack([g[3][4] for g in geos]), lengths, axis=0)
+    ops = ("ifmap", "filter", "ofmap")
+    col = per_candidate([{f"{x}_{op}": v for op in ops for x, v in (
+        ("size", p.sizes[op]), ("dram", p.nbytes[op].dram), ("hold", p.nbytes[op].hold),
+        ("final", p.nbytes[op].final), ("capacity", p.capacity[op]), ("half", p.half[op]),
+        ("resident", op in p.ctx.resident))} for p in problems], lengths)
+    gemms = [GemmEstimate(p.model, p.ctx.costs, p.word_bytes, p.sizes, p.grid.stream,
+                          p.ctx.params.objective) for p in problems]
+
+    def evaluate(rows: np.ndarray) -> tuple[Traffic, np.ndarray, np.ndarray, np.ndarray,
+                                            np.ndarray, np.ndarray]:
+        """The exact estimate of candidates ``rows`` (ascending)."""
+        n_rows = np.bincount(np.searchsorted(starts, rows, side="right") - 1,
+                             minlength=len(problems))
+        at = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
+        geo = level_arrays(orders[rows], axes[0][rows], axes[1][rows], axes[2][rows],
+                           axes[3][rows], full[rows])
+
+        def column(name: str) -> Any:  # one value per candidate, against the (n, 4) levels
+            return col[name][rows][:, None]
+
+        tr = traffic(None, geo, {op: column(f"size_{op}") for op in ops},
+                     {op: OperandBytes(column(f"dram_{op}"), column(f"hold_{op}"),
+                                       column(f"final_{op}")) for op in ops},
+                     {op: column(f"capacity_{op}") for op in ops},
+                     {op: column(f"half_{op}") for op in ops},
+                     {op: col[f"resident_{op}"][rows] > 0 for op in ops})
+        lat, energy, objective = estimate(gemms, geo, tr, at, n_rows)
+        return tr, lat, energy, objective, at, n_rows
+
+    every = np.arange(len(orders))
+    if all(p.ctx.distinct_candidates for p in problems):
+        rows = _survivors(problems, gemms, axes, col, starts, lengths, evaluate)
     else:
-        pieces = np.ones(len(folds))
-        compute = model.count * (folds * model.base_cycles + model.work_cycles)
-    reads = sum(tr.reads.values())
-    dram = model.count * (reads + tr.writes)
-    spill = model.count * 2 * tr.reads["psum"]
-    bw = c.dram_bytes_per_cycle
-    lat = (np.maximum(compute, dram / bw) + spill / bw + c.dram_latency_cycles
-           if math.isfinite(bw) else compute + 0.0)
-    e = model.count * (reads * c.dram_read_per_byte + tr.writes * c.dram_write_per_byte)
-    dma = {"ifmap": tr.reads["ifmap"], "filter": tr.reads["filter"], "ofmap": tr.reads["psum"]}
-    for buf, loaded in dma.items():
-        e = e + model.count * loaded / word_bytes[buf] * c.sram_write.get(buf, 0.0)
-    e = e + model.count * tr.writes / word_bytes["ofmap"] * c.sram_read.get("ofmap", 0.0)
-    if model.array_pj is not None:
-        e = e + model.count * model.array_pj(pieces)
-    else:
-        e = e + model.count * _array_pj(model, geo, sizes, c)
-    idle = np.maximum(model.pes * compute - model.count * model.macs, 0.0)
-    e = e + model.count * model.macs * c.mac + idle * c.mac_idle + lat * c.leak_per_cycle
-    return lat, e
+        rows = every
+    tr, lat, energy, objective, at, n_rows = evaluate(rows)
+    out = []
+    for (g_orders, per_tile, total, _), s, b in zip(geos, starts,
+                                                     first_minimum(objective, at, n_rows),
+                                                     strict=True):
+        r = int(rows[b]) - s
+        nest = Nest(tuple(DIMS[j] for j in g_orders[r]),  # type: ignore[arg-type]
+                    {d: int(per_tile[r, DIM_INDEX[d]]) for d in DIMS})
+        storage = {op: Storage(int(tr.levels[op][b]), float(tr.held[op][b]))
+                   for op in tr.levels}
+        out.append(Choice(nest, storage, float(lat[b]), float(energy[b]), total))
+    return out
+
+
+def _survivors(problems: Sequence[Problem], gemms: Sequence[GemmEstimate],
+               axes: Sequence[np.ndarray], col: Mapping[str, np.ndarray], starts: np.ndarray,
+               lengths: np.ndarray, evaluate: Callable[[np.ndarray], tuple[Any, ...]]
+               ) -> np.ndarray:
+    """The candidates whose lower bound does not exceed the best of the :data:`_FIRST`
+    lowest bounds of their problem (:func:`_search`), ascending."""
+    n, ext, _, positions = axes
+    floor = {op: np.where(col[f"resident_{op}"] > 0, 0.0,
+                          col[f"size_{op}"] * col[f"{'final' if op == 'ofmap' else 'dram'}_{op}"]
+                          * _LOOSE) for op in ("ifmap", "filter", "ofmap")}
+    at_floor = Traffic({"ifmap": floor["ifmap"], "filter": floor["filter"],
+                        "psum": np.zeros(len(n))}, floor["ofmap"], {}, {})
+    geo = {"folds": np.prod(positions, axis=1).astype(np.float64),
+           "positions_f": positions.astype(np.float64), "n_f": n.astype(np.float64),
+           "ext_f": ext.astype(np.float64)}
+    _, _, bound = estimate(gemms, geo, at_floor, starts, lengths)
+    problem = np.repeat(np.arange(len(problems)), lengths)
+    order = np.lexsort((bound, problem))  # by problem, then bound (ties: enumeration order)
+    first = np.sort(order[np.arange(len(order)) - starts[problem[order]] < _FIRST])
+    *_, objective, at, _ = evaluate(first)
+    best = np.minimum.reduceat(objective, at)[problem]
+    keep = (bound <= best) | np.isnan(best) | ~np.repeat([_prunable(p) for p in problems],
+                                                            lengths)
+    return np.flatnonzero(keep)
+
+
+def _prunable(p: Problem) -> bool:
+    """Whether the bound of :func:`_search` applies to ``p`` (finite, non-negative prices
+    and bytes, a positive DRAM bandwidth)."""
+    c = p.ctx.costs
+    prices = [c.dram_read_per_byte, c.dram_write_per_byte, c.mac, c.mac_idle, c.rf_write,
+              c.leak_per_cycle, *c.sram_read.values(), *c.sram_write.values()]
+    numbers = [x for b in p.nbytes.values() for x in (b.dram, b.hold, b.final)]
+    return (all(math.isfinite(x) and x >= 0 for x in prices + numbers)
+            and c.dram_bytes_per_cycle > 0)

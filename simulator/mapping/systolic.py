@@ -23,17 +23,20 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
 from simulator.mapping.dataflows import Dataflow
+from simulator.mapping.estimate import ArrayModel
 from simulator.mapping.fold_classes import build_tiles_classes, fold_classes
 from simulator.mapping.nest import DIMS, OPERAND_DIMS, Axis, Grid, OperandBytes, fold_table
 from simulator.mapping.operands import (
     ArithmeticKind,
     GemmView,
     PEGrid,
+    Prepared,
     arith_counts,
     pe_rate,
     prepare,
@@ -44,15 +47,15 @@ from simulator.mapping.operands import (
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.precision import fold_stream_cycles, precision_notes
 from simulator.mapping.schedule import Buffer, LayerMapping, chunks
-from simulator.mapping.search import ArrayModel, choose, default_nest
+from simulator.mapping.search import Problem, choose_all, default_nest
 from simulator.mapping.sparsity import lane_work
 from simulator.mapping.tiles import build_tiles
 from simulator.workload.layer import Layer
 
 #: The operand a dataflow keeps in the PEs (the other two move through the array).
 STATIONARY = {"ws": "filter", "is": "ifmap", "os": "psum"}
-__all__ = ["STATIONARY", "ArithmeticKind", "ArrayGeometry", "GemmView", "map_gemm",
-           "systolic_grid"]
+__all__ = ["STATIONARY", "ArithmeticKind", "ArrayGeometry", "GemmView", "gemm_problem",
+           "map_gemm", "systolic_grid"]
 
 
 class ArrayGeometry(PEGrid, Protocol):
@@ -73,22 +76,26 @@ def systolic_grid(df: Dataflow, rows: int, cols: int, size: Mapping[str, int]) -
     return Grid(axes, within=(df.outer, df.inner))
 
 
-def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
-             seed: int = 0, ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
-    """Fold a GEMM layer onto a systolic array, choose its tiling and build its tiles.
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """A GEMM's operands and its tiling search, before the search has run."""
 
-    Sparsity (:mod:`simulator.mapping.sparsity`) can shrink the GEMM, compress stored operands
-    and, when the array skips zeros, replace each fold's stream by its busiest lane's work.
-    ``ctx`` brings the architecture's mapping options, the search's prices, the operands
-    already on chip and the buffer capacity left for this layer.
-    """
-    df, kind = array.dataflow, array.kind
+    p: Prepared
+    problem: Problem
+    bufs: Mapping[str, Buffer]
+    port_bits: Mapping[str, float]
+    ports: Mapping[str, float]
+    base: int
+    lanes: Mapping[str, int]
+
+
+def _plan(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer], seed: int,
+          ctx: MappingContext) -> _Plan:
+    df = array.dataflow
     p = prepare(layer, array, seed)
-    sv, work_layer, bits, pack = p.sv, p.work, p.bits, p.pack
-    scale = p.view.stream_cycles_per_value
-    # per-filter bits on a weight-serial PE: the search estimates with their mean
-    est_scale = scale if p.filter_cycles is None else float(p.filter_cycles.mean())
-    g = layer.count
+    bits, pack = p.bits, p.pack
+    est_scale = (p.view.stream_cycles_per_value if p.filter_cycles is None
+                 else float(p.filter_cycles.mean()))
     size = p.size
     bufs = ctx.buffers if ctx.buffers is not None else buffers
     grid = systolic_grid(df, array.rows, array.cols, size)
@@ -99,7 +106,7 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
               "filter": OperandBytes(per_elem["filter"], per_elem["filter"]),
               "ofmap": OperandBytes(array.acc_bits / 8, array.acc_bits / 8,
                                     0.0 if ctx.keep_output else per_elem["ofmap"])}
-    # array side: bits per GEMM-view element crossing each SRAM port (packed words)
+
     port_bits = {"ifmap": pack * bits["ifmap"], "filter": pack * bits["filter"]}
     ports = {op: bufs[op].bits_per_cycle for op in ("ifmap", "filter", "ofmap")}
     base = array.fold_cycles(0)
@@ -110,7 +117,7 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
         cyc = np.zeros_like(ext, dtype=np.float64)
         moved = {"ifmap": e["M"] * e["K"] * port_bits["ifmap"],
                  "filter": e["K"] * e["N"] * port_bits["filter"],
-                 "ofmap": e["M"] * e["N"] * 2 * array.acc_bits}
+                 "ofmap": e["M"] * e["N"] * array.acc_bits}
         for op, b in moved.items():
             if math.isfinite(ports[op]):
                 cyc = np.maximum(cyc, b / ports[op])
@@ -118,22 +125,52 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
 
     word = {op: bufs[op].word_bits for op in ("ifmap", "filter", "ofmap")}
     model = ArrayModel(
-        pes=array.n_pes, macs=size["M"] * size["K"] * size["N"], count=g, base_cycles=base,
-        stream_scale=est_scale, port=port,
+        pes=array.n_pes, macs=size["M"] * size["K"] * size["N"], count=layer.count,
+        base_cycles=base, stream_scale=est_scale, port=port,
         words={"ifmap": port_bits["ifmap"] / word["ifmap"],
                "filter": port_bits["filter"] / word["filter"],
                "ofmap": array.acc_bits / word["ofmap"]},
         stationary=STATIONARY[df.name])
     first = default_nest(grid, df.outer, df.inner)
-    key = ("systolic", df.name, array.rows, array.cols, tuple(size.values()), g, est_scale,
-           None if p.filter_cycles is None else tuple(p.filter_cycles.tolist()),
+    key = ("systolic", df.name, array.rows, array.cols, tuple(size.values()), layer.count,
+           est_scale, None if p.filter_cycles is None else tuple(p.filter_cycles.tolist()),
            tuple(sorted(nbytes.items())), tuple(sorted(port_bits.items())),
            tuple(sorted(ports.items())), tuple(sorted(word.items())), array.acc_bits)
-    choice = choose(grid, model, elems, nbytes,
-                    {op: bufs[op].capacity_bytes for op in elems},
-                    {op: bufs[op].tile_bytes for op in elems},
-                    {op: word[op] / 8 for op in elems}, ctx, first, key)
-    # folds whose cycles differ by unit (lane work, per-filter bits) are not merged
+    problem = Problem(grid, model, elems, nbytes,
+                      {op: bufs[op].capacity_bytes for op in elems},
+                      {op: bufs[op].tile_bytes for op in elems},
+                      {op: word[op] / 8 for op in elems}, ctx, first, key)
+    return _Plan(p, problem, bufs, port_bits, ports, base, lanes)
+
+
+def gemm_problem(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
+                 seed: int = 0, ctx: MappingContext = DEFAULT_CONTEXT) -> Problem:
+    """The tiling search :func:`map_gemm` runs for ``layer`` (to search several layers at
+    once, :func:`~simulator.mapping.search.choose_all`, whose memo ``map_gemm`` then reads)."""
+    return _plan(layer, array, buffers, seed, ctx).problem
+
+
+def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
+             seed: int = 0, ctx: MappingContext = DEFAULT_CONTEXT) -> LayerMapping:
+    """Map a GEMM layer: fold grid, tiling search, fold table, tiles (module docstring).
+
+    Sparsity (:mod:`simulator.mapping.sparsity`) can shrink the GEMM, compress stored operands
+    and, when the array skips zeros, replace each fold's stream by its busiest lane's work.
+    ``ctx`` brings the architecture's mapping options, the search's prices, the operands
+    already on chip and the buffer capacity left for this layer.
+    """
+    df, kind = array.dataflow, array.kind
+    plan = _plan(layer, array, buffers, seed, ctx)
+    p, problem = plan.p, plan.problem
+    sv, work_layer, bits, pack = p.sv, p.work, p.bits, p.pack
+    scale = p.view.stream_cycles_per_value
+    est_scale = problem.model.stream_scale
+    g = layer.count
+    grid, nbytes, elems = problem.grid, problem.nbytes, problem.sizes
+    bufs, port_bits, ports, base, lanes = plan.bufs, plan.port_bits, plan.ports, plan.base, \
+        plan.lanes
+    choice = choose_all([problem])[0]
+
     skipping = sv is not None and (sv.skip_act is not None or sv.skip_weight is not None)
     classes = (fold_classes(grid, choice.nest, choice.storage, nbytes)
                if ctx.fold_classes and not skipping and p.filter_cycles is None else None)
