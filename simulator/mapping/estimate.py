@@ -71,17 +71,23 @@ class GemmEstimate:
     objective: str
 
 
-def per_candidate(rows: Sequence[Mapping[str, float]], lengths: np.ndarray
-                  ) -> dict[str, np.ndarray]:
-    """Each GEMM's numbers (same names in every row) repeated over its candidates: one
-    float64 array of ``lengths.sum()`` values per name."""
+def per_gemm(rows: Sequence[Mapping[str, float]]) -> tuple[list[str], np.ndarray]:
+    """Each GEMM's numbers (same names in every row) as a float64 table ``(names, GEMMs)``."""
     names = list(rows[0])
-    table = np.array([[r[k] for k in names] for r in rows], dtype=np.float64)
-    stacked = np.repeat(table.T, lengths, axis=1)
+    return names, np.array([[r[k] for k in names] for r in rows], dtype=np.float64).T
+
+
+def per_candidate(table: tuple[list[str], np.ndarray], lengths: np.ndarray
+                  ) -> dict[str, np.ndarray]:
+    """A :func:`per_gemm` table repeated over each GEMM's ``lengths`` candidates: one array of
+    ``lengths.sum()`` values per name."""
+    names, values = table
+    stacked = np.repeat(values, lengths, axis=1)
     return {k: stacked[i] for i, k in enumerate(names)}
 
 
-def _numbers(g: GemmEstimate) -> dict[str, float]:
+def numbers(g: GemmEstimate) -> dict[str, float]:
+    """The per-GEMM numbers :func:`estimate` reads (a row of :func:`per_gemm`)."""
     m, c = g.model, g.costs
     out = {"count": m.count, "pes": m.pes, "count_macs": m.count * m.macs,
            "base": m.base_cycles, "scale": m.stream_scale, "work": m.work_cycles,
@@ -90,7 +96,7 @@ def _numbers(g: GemmEstimate) -> dict[str, float]:
            "rd": c.dram_read_per_byte, "wr": c.dram_write_per_byte, "mac": c.mac,
            "mac_idle": c.mac_idle, "rf": c.rf_write, "leak": c.leak_per_cycle,
            "bw": c.dram_bytes_per_cycle, "latency": c.dram_latency_cycles,
-           "objective": OBJECTIVES.index(g.objective)}
+           "objective": OBJECTIVES.index(g.objective), "own_array_pj": m.array_pj is not None}
     for b in _BUFFERS:
         out |= {f"words_{b}": m.words.get(b, 0.0), f"stationary_{b}": m.stationary == b,
                 f"sram_read_{b}": c.sram_read.get(b, 0.0),
@@ -99,22 +105,43 @@ def _numbers(g: GemmEstimate) -> dict[str, float]:
     return out
 
 
-def estimate(gemms: Sequence[GemmEstimate], geo: Mapping[str, np.ndarray], tr: Traffic,
-             starts: np.ndarray, lengths: np.ndarray) -> tuple[np.ndarray, ...]:
-    """(latency cycles, energy pJ, objective) of every stacked candidate (module docstring)."""
-    v = per_candidate([_numbers(g) for g in gemms], lengths)
-    count = v["count"]
-    folds = geo["folds"]
-    rows = np.arange(len(folds))
+def stream_extent(v: Mapping[str, np.ndarray], geo: Mapping[str, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Each candidate's largest extent and tile count along its GEMM's streamed dimension
+    (float64; of dimension 0 where none streams)."""
+    rows = np.arange(len(geo["folds"]))
     j = v["stream_j"].astype(np.intp)
-    ext = geo["ext_f"][rows, j]
-    port = np.full(len(folds), -np.inf)  # no port limit: max(fold, -inf) is the fold
+    return geo["ext_f"][rows, j], geo["n_f"][rows, j]
+
+
+def callables(gemms: Sequence[GemmEstimate], v: Mapping[str, np.ndarray],
+              geo: Mapping[str, np.ndarray], starts: np.ndarray, lengths: np.ndarray
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """The two callables of each GEMM's :class:`ArrayModel` on its candidates (each
+    elementwise in its argument): SRAM-port cycles (``-inf`` without a port limit:
+    ``max(fold, -inf)`` is the fold) and array-side pJ (0 where the model has none)."""
+    ext, pieces = stream_extent(v, geo)
+    pieces = np.where(v["streams"] > 0, pieces, 1.0)
+    port = np.full(len(ext), -np.inf)
+    own = np.zeros(len(ext))
     for g, s, n in zip(gemms, starts, lengths, strict=True):
         if g.model.port is not None and g.stream is not None:
             port[s:s + n] = g.model.port(ext[s:s + n])
+        if g.model.array_pj is not None:
+            own[s:s + n] = g.model.array_pj(pieces[s:s + n])
+    return port, own
+
+
+def estimate(v: Mapping[str, np.ndarray], geo: Mapping[str, np.ndarray], tr: Traffic,
+             port: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, ...]:
+    """(latency cycles, energy pJ, objective) of every stacked candidate (module docstring):
+    ``v`` the per-candidate numbers (:func:`per_candidate`), ``port`` and ``own`` what
+    :func:`callables` gives."""
+    count = v["count"]
+    folds = geo["folds"]
+    ext, _ = stream_extent(v, geo)
     fold = np.maximum(v["base"] + v["scale"] * ext, port)
     streams = v["streams"] > 0
-    pieces = np.where(streams, geo["n_f"][rows, j], 1.0)
     compute = np.where(streams, count * folds * fold, count * (folds * v["base"] + v["work"]))
     reads = sum(tr.reads.values())
     dram = count * (reads + tr.writes)
@@ -128,11 +155,7 @@ def estimate(gemms: Sequence[GemmEstimate], geo: Mapping[str, np.ndarray], tr: T
     for buf, loaded in dma.items():
         e = e + count * loaded / v[f"word_bytes_{buf}"] * v[f"sram_write_{buf}"]
     e = e + count * tr.writes / v["word_bytes_ofmap"] * v["sram_read_ofmap"]
-    array = _array_pj(v, geo)
-    for g, s, n in zip(gemms, starts, lengths, strict=True):
-        if g.model.array_pj is not None:
-            array[s:s + n] = g.model.array_pj(pieces[s:s + n])
-    e = e + count * array
+    e = e + count * np.where(v["own_array_pj"] > 0, own, _array_pj(v, geo))
     idle = np.maximum(v["pes"] * compute - v["count_macs"], 0.0)
     e = e + v["count_macs"] * v["mac"] + idle * v["mac_idle"] + lat * v["leak"]
     objective = np.where(v["objective"] == 0, lat, np.where(v["objective"] == 1, e, lat * e))

@@ -29,9 +29,12 @@ import numpy as np
 from simulator.mapping.estimate import (
     ArrayModel,
     GemmEstimate,
+    callables,
     estimate,
     first_minimum,
+    numbers,
     per_candidate,
+    per_gemm,
 )
 from simulator.mapping.nest import (
     DIM_INDEX,
@@ -271,12 +274,19 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
     axes = [np.concatenate([g[3][k] for g in geos]) for k in range(4)]
     full = np.repeat(np.stack([g[3][4] for g in geos]), lengths, axis=0)
     ops = ("ifmap", "filter", "ofmap")
-    col = per_candidate([{f"{x}_{op}": v for op in ops for x, v in (
+    buffers = per_gemm([{f"{x}_{op}": v for op in ops for x, v in (
         ("size", p.sizes[op]), ("dram", p.nbytes[op].dram), ("hold", p.nbytes[op].hold),
         ("final", p.nbytes[op].final), ("capacity", p.capacity[op]), ("half", p.half[op]),
-        ("resident", op in p.ctx.resident))} for p in problems], lengths)
+        ("resident", op in p.ctx.resident))} for p in problems])
     gemms = [GemmEstimate(p.model, p.ctx.costs, p.word_bytes, p.sizes, p.grid.stream,
                           p.ctx.params.objective) for p in problems]
+    table = per_gemm([numbers(g) for g in gemms])
+    n, ext, _, positions = axes
+    at_axes = {"folds": np.prod(positions, axis=1).astype(np.float64),
+               "positions_f": positions.astype(np.float64), "n_f": n.astype(np.float64),
+               "ext_f": ext.astype(np.float64)}
+    every = per_candidate(table, lengths)
+    port, own = callables(gemms, every, at_axes, starts, lengths)
 
     def evaluate(rows: np.ndarray) -> tuple[Traffic, np.ndarray, np.ndarray, np.ndarray,
                                             np.ndarray, np.ndarray]:
@@ -286,24 +296,32 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
         at = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
         geo = level_arrays(orders[rows], axes[0][rows], axes[1][rows], axes[2][rows],
                            axes[3][rows], full[rows])
+        col = per_candidate(buffers, n_rows)
 
         def column(name: str) -> Any:  # one value per candidate, against the (n, 4) levels
-            return col[name][rows][:, None]
+            return col[name][:, None]
 
         tr = traffic(None, geo, {op: column(f"size_{op}") for op in ops},
                      {op: OperandBytes(column(f"dram_{op}"), column(f"hold_{op}"),
                                        column(f"final_{op}")) for op in ops},
                      {op: column(f"capacity_{op}") for op in ops},
                      {op: column(f"half_{op}") for op in ops},
-                     {op: col[f"resident_{op}"][rows] > 0 for op in ops})
-        lat, energy, objective = estimate(gemms, geo, tr, at, n_rows)
+                     {op: col[f"resident_{op}"] > 0 for op in ops})
+        lat, energy, objective = estimate(per_candidate(table, n_rows), geo, tr, port[rows],
+                                          own[rows])
         return tr, lat, energy, objective, at, n_rows
 
-    every = np.arange(len(orders))
     if all(p.ctx.distinct_candidates for p in problems):
-        rows = _survivors(problems, gemms, axes, col, starts, lengths, evaluate)
+        # the estimate at the traffic floor (compulsory bytes, x _LOOSE), a lower bound
+        col = per_candidate(buffers, lengths)
+        floor = {op: np.where(col[f"resident_{op}"] > 0, 0.0, col[f"size_{op}"] * col[
+            f"{'final' if op == 'ofmap' else 'dram'}_{op}"] * _LOOSE) for op in ops}
+        at_floor = Traffic({"ifmap": floor["ifmap"], "filter": floor["filter"],
+                            "psum": np.zeros(len(orders))}, floor["ofmap"], {}, {})
+        _, _, bound = estimate(every, at_axes, at_floor, port, own)
+        rows = _survivors(bound, [_prunable(p) for p in problems], starts, lengths, evaluate)
     else:
-        rows = every
+        rows = np.arange(len(orders))
     tr, lat, energy, objective, at, n_rows = evaluate(rows)
     out = []
     for (g_orders, per_tile, total, _), s, b in zip(geos, starts,
@@ -318,28 +336,18 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
     return out
 
 
-def _survivors(problems: Sequence[Problem], gemms: Sequence[GemmEstimate],
-               axes: Sequence[np.ndarray], col: Mapping[str, np.ndarray], starts: np.ndarray,
+def _survivors(bound: np.ndarray, prunable: Sequence[bool], starts: np.ndarray,
                lengths: np.ndarray, evaluate: Callable[[np.ndarray], tuple[Any, ...]]
                ) -> np.ndarray:
-    """The candidates whose lower bound does not exceed the best of the :data:`_FIRST`
-    lowest bounds of their problem (:func:`_search`), ascending."""
-    n, ext, _, positions = axes
-    floor = {op: np.where(col[f"resident_{op}"] > 0, 0.0,
-                          col[f"size_{op}"] * col[f"{'final' if op == 'ofmap' else 'dram'}_{op}"]
-                          * _LOOSE) for op in ("ifmap", "filter", "ofmap")}
-    at_floor = Traffic({"ifmap": floor["ifmap"], "filter": floor["filter"],
-                        "psum": np.zeros(len(n))}, floor["ofmap"], {}, {})
-    geo = {"folds": np.prod(positions, axis=1).astype(np.float64),
-           "positions_f": positions.astype(np.float64), "n_f": n.astype(np.float64),
-           "ext_f": ext.astype(np.float64)}
-    _, _, bound = estimate(gemms, geo, at_floor, starts, lengths)
-    problem = np.repeat(np.arange(len(problems)), lengths)
+    """The candidates whose lower ``bound`` does not exceed the best objective of the
+    :data:`_FIRST` lowest bounds of their problem (:func:`_search`), ascending; every
+    candidate of a problem that is not ``prunable``."""
+    problem = np.repeat(np.arange(len(starts)), lengths)
     order = np.lexsort((bound, problem))  # by problem, then bound (ties: enumeration order)
     first = np.sort(order[np.arange(len(order)) - starts[problem[order]] < _FIRST])
     *_, objective, at, _ = evaluate(first)
     best = np.minimum.reduceat(objective, at)[problem]
-    keep = (bound <= best) | np.isnan(best) | ~np.repeat([_prunable(p) for p in problems],
+    keep = (bound <= best) | np.isnan(best) | ~np.repeat(np.array(prunable, dtype=bool),
                                                             lengths)
     return np.flatnonzero(keep)
 
