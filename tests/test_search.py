@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from simulator import Operand, load_arch, load_workload, parse_arch, simulate
 from simulator.arch.accelerator import build
 from simulator.cost.table_file import table_for
+from simulator.mapping.candidates import candidate_arrays
 from simulator.mapping.dataflows import DATAFLOWS
 from simulator.mapping.nest import (
     DIM_INDEX,
@@ -23,7 +24,6 @@ from simulator.mapping.nest import (
     Nest,
     OperandBytes,
     Storage,
-    candidate_arrays,
     fold_table,
     traffic,
 )

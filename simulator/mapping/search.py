@@ -26,6 +26,7 @@ from typing import Any, cast
 
 import numpy as np
 
+from simulator.mapping.candidates import axis_arrays, level_arrays
 from simulator.mapping.estimate import (
     ArrayModel,
     GemmEstimate,
@@ -45,8 +46,6 @@ from simulator.mapping.nest import (
     OperandBytes,
     Storage,
     Traffic,
-    axis_arrays,
-    level_arrays,
     traffic,
 )
 from simulator.mapping.options import MappingContext
@@ -148,7 +147,7 @@ def grid_key(grid: Grid) -> tuple[object, ...]:
 
 
 #: a candidate's tile counts, largest extents, units per tile and fold positions
-#: (``(n_cand, 3)`` each, :func:`~.nest.axis_arrays`) and its grid's sizes (``(3,)``)
+#: (``(n_cand, 3)`` each, :func:`~.candidates.axis_arrays`) and its grid's sizes (``(3,)``)
 Axes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
 #: loop orders, tile sizes, the enumeration's size and the :data:`Axes` of a grid's candidates
 Geometry = tuple[np.ndarray, np.ndarray, int, Axes]
@@ -157,7 +156,7 @@ Geometry = tuple[np.ndarray, np.ndarray, int, Axes]
 def candidate_geometries(grids: Sequence[tuple[Grid, Nest, MappingContext, bool]]
                          ) -> list[Geometry]:
     """The candidates of each grid (:func:`_candidates`) and what their tile sizes make of
-    its axes (:func:`~.nest.axis_arrays`): from ``ctx.geometry`` when an equal grid was
+    its axes (:func:`~.candidates.axis_arrays`): from ``ctx.geometry`` when an equal grid was
     searched before (they depend on nothing else; tested equal to deriving them again), else
     derived (and kept there, read-only)."""
     out: list[Geometry] = []
