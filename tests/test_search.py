@@ -351,3 +351,41 @@ def test_the_bound_leaves_few_candidates_to_evaluate() -> None:
         ctx, distinct_candidates=False))])[0]
     assert fast == dataclasses.replace(slow, candidates=fast.candidates)
     assert sum(evaluated) < 0.5 * fast.candidates, (evaluated, fast.candidates)
+
+
+@st.composite
+def _grids(draw):
+    """A grid of random axes: streamed (a size) or spatial (uneven unit extents, as
+    row-stationary's blocks are), with random tile sizes per candidate."""
+    from simulator.mapping.nest import Axis, Grid
+
+    axes = {}
+    stream = draw(st.sampled_from([None, *DIMS]))
+    for d in DIMS:
+        if d == stream:
+            axes[d] = Axis(draw(st.integers(1, 500)))
+        else:
+            units = np.array(draw(st.lists(st.integers(1, 20), min_size=1, max_size=10)),
+                             dtype=np.int64)
+            axes[d] = Axis(int(units.sum()) + draw(st.sampled_from([0, 0, 3])), units)
+    totals = [a.size if a.streamed else a.n_units for a in axes.values()]
+    per = np.array([[draw(st.integers(1, t + 3)) for t in totals]
+                    for _ in range(draw(st.integers(1, 6)))], dtype=np.int64)
+    return Grid(axes, within=tuple(d for d in DIMS if d != stream)[:2]), per
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(_grids(), min_size=1, max_size=5))
+def test_stacked_axis_arrays_equal_one_grid_at_a_time(grids) -> None:
+    """The one-pass axis arrays of several grids are each grid's Axis methods' integers."""
+    from simulator.mapping.candidates import axis_arrays, stacked_axis_arrays
+
+    stacked = stacked_axis_arrays([g for g, _ in grids], [p for _, p in grids])
+    lo = 0
+    for grid, per in grids:
+        alone = axis_arrays(grid, per)
+        hi = lo + len(per)
+        for k in range(4):
+            assert (stacked[k][lo:hi] == alone[k]).all(), k
+        assert (stacked[4][lo:hi] == alone[4]).all()
+        lo = hi

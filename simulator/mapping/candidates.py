@@ -7,6 +7,8 @@ so a grid's candidates are derived once and shared (:func:`.search.candidate_geo
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from simulator.mapping.nest import DIM_INDEX, DIMS, IRRELEVANT, OPERAND_DIMS, Grid
@@ -36,7 +38,7 @@ def candidate_arrays(grid: Grid, orders: np.ndarray,
 def axis_arrays(grid: Grid, per_tile: np.ndarray) -> tuple[np.ndarray, ...]:
     """What each candidate's tile sizes make of the grid's axes (``(n_cand, 3)`` each, in
     :data:`DIMS` order): tile counts, largest tile extents, units per tile and fold positions;
-    and the axes' sizes (``(3,)``, float64)."""
+    and the axes' sizes (``(3,)``, float64). The long way of :func:`stacked_axis_arrays`."""
     ax = [grid.axes[d] for d in DIMS]
     cols = range(3)
     return (np.stack([ax[j].tile_count(per_tile[:, j]) for j in cols], axis=1),
@@ -44,6 +46,35 @@ def axis_arrays(grid: Grid, per_tile: np.ndarray) -> tuple[np.ndarray, ...]:
             np.stack([ax[j].within_units(per_tile[:, j]) for j in cols], axis=1),
             np.stack([ax[j].positions(per_tile[:, j]) for j in cols], axis=1),
             np.array([a.size for a in ax], dtype=np.float64))
+
+
+def stacked_axis_arrays(grids: Sequence[Grid], per_tiles: Sequence[np.ndarray]
+                        ) -> tuple[np.ndarray, ...]:
+    """:func:`axis_arrays` of several grids' candidates, one grid's after another, in one
+    pass: each axis's size, unit count and cumulative unit extents become per-candidate
+    arrays and :class:`~.nest.Axis`'s integer formulas apply elementwise (the same integers:
+    ``tests/test_search.py``); the sizes per candidate (``(n_cand, 3)``, float64)."""
+    lengths = [len(p) for p in per_tiles]
+    g = np.repeat(np.arange(len(grids)), lengths)
+    pt = np.concatenate(per_tiles)
+    axes = [grid.axes[d] for grid in grids for d in DIMS]
+    size = np.array([a.size for a in axes], dtype=np.int64).reshape(-1, 3)
+    streamed = np.array([a.units is None for a in axes]).reshape(-1, 3)
+    units = np.array([a.n_units for a in axes], dtype=np.int64).reshape(-1, 3)
+    # every spatial axis's cumulative unit extents in one flat array, after a leading 0
+    cums = [np.cumsum(a.units) for a in axes if a.units is not None]
+    starts = np.zeros(len(axes), dtype=np.int64)
+    starts[~streamed.reshape(-1)] = 1 + np.concatenate([[0], np.cumsum(
+        [len(c) for c in cums])[:-1]]) if cums else 0
+    flat = np.concatenate([np.zeros(1, dtype=np.int64), *cums])
+    at_s, at_u, at_z = streamed[g], units[g], size[g]
+    total = np.where(at_s, at_z, at_u)
+    n = -(-total // np.minimum(pt, total))
+    spatial = np.minimum(pt, at_u)
+    ext = np.where(at_s, np.minimum(pt, at_z),
+                   flat[np.where(at_s, 0, starts.reshape(-1, 3)[g] + spatial - 1)])
+    return (n, ext, np.where(at_s, 1, spatial), np.where(at_s, n, at_u),
+            at_z.astype(np.float64))
 
 
 def level_arrays(orders: np.ndarray, n: np.ndarray, ext: np.ndarray, within: np.ndarray,

@@ -169,9 +169,10 @@ def traffic(grid: Grid | None, geo: Mapping[str, np.ndarray], sizes: Mapping[str
     ``half``: bytes an operand may keep when fetched once / more than once; ``resident``: the
     operands on chip (no traffic). All four levels are evaluated at once (arrays of shape
     ``(candidates, 4)``; the parts that depend on the candidates alone come from
-    :func:`.candidates.candidate_arrays`). Each number may instead be an array of one value per candidate
-    (shape ``(candidates, 1)``; ``resident``: per operand, a boolean per candidate): candidates
-    of several GEMMs in one call (:func:`.search.choose_all`), every operation elementwise."""
+    :func:`.candidates.candidate_arrays`). Each number may instead be an array of one value
+    per candidate (shape ``(candidates, 1)``; ``resident``: per operand, a boolean per
+    candidate): candidates of several GEMMs in one call (:func:`.search.choose_all`), every
+    operation elementwise."""
     fetched_once = geo["fetched_once"]
     n_cand = geo["n"].shape[0]
     tie = geo["tie"]

@@ -19,6 +19,7 @@ architecture's objective). :func:`choose_all` searches several GEMMs in one stac
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any, cast
 
 import numpy as np
 
-from simulator.mapping.candidates import axis_arrays, level_arrays
+from simulator.mapping.candidates import axis_arrays, level_arrays, stacked_axis_arrays
 from simulator.mapping.estimate import (
     ArrayModel,
     GemmEstimate,
@@ -159,21 +160,39 @@ def candidate_geometries(grids: Sequence[tuple[Grid, Nest, MappingContext, bool]
     its axes (:func:`~.candidates.axis_arrays`): from ``ctx.geometry`` when an equal grid was
     searched before (they depend on nothing else; tested equal to deriving them again), else
     derived (and kept there, read-only)."""
-    out: list[Geometry] = []
-    for grid, first, ctx, distinct in grids:
+    out: list[Geometry | None] = []
+    misses: dict[tuple[object, ...], list[int]] = {}
+    for i, (grid, first, ctx, distinct) in enumerate(grids):
         key = ("candidates", grid_key(grid), first.order, tuple(sorted(first.per_tile.items())),
                ctx.params.search, distinct)
         hit = ctx.geometry.get(key) if ctx.geometry is not None else None
+        out.append(cast("Geometry | None", hit))
         if hit is None:
-            orders, per_tile, total = _candidates(grid, first, ctx.params.search, distinct)
-            axes = cast(Axes, axis_arrays(grid, per_tile))
+            misses.setdefault(key, []).append(i)
+    if misses:
+        found = [(*_candidates(grids[idx[0]][0], grids[idx[0]][1],
+                               grids[idx[0]][2].params.search, grids[idx[0]][3]), idx)
+                 for idx in misses.values()]
+        if all(grids[idx[0]][3] for idx in misses.values()):  # in one pass
+            stacked = stacked_axis_arrays([grids[f[3][0]][0] for f in found],
+                                          [f[1] for f in found])
+            bounds = np.cumsum([0] + [len(f[1]) for f in found])
+            per_grid = [cast(Axes, tuple(a[lo:hi] if k < 4 else a[lo] for k, a in
+                                         enumerate(stacked)))
+                        for lo, hi in itertools.pairwise(bounds)]
+        else:  # the long way, one grid at a time
+            per_grid = [cast(Axes, axis_arrays(grids[f[3][0]][0], f[1])) for f in found]
+        for mkey, (orders, per_tile, total, idx), axes in zip(misses, found, per_grid,
+                                                              strict=True):
             for arr in (orders, per_tile, *axes):
                 arr.flags.writeable = False
-            hit = (orders, per_tile, total, axes)
-            if ctx.geometry is not None:
-                ctx.geometry.put(key, hit)
-        out.append(cast(Geometry, hit))
-    return out
+            geometry = (orders, per_tile, total, axes)
+            memo = grids[idx[0]][2].geometry
+            if memo is not None:
+                memo.put(mkey, geometry)
+            for i in idx:
+                out[i] = geometry
+    return [g for g in out if g is not None]
 
 
 @dataclass(frozen=True, slots=True)
