@@ -176,6 +176,7 @@ def _component_kinds() -> dict[str, str]:
 def _unknown_keys(spec: _TableFile) -> list[tuple[str, str]]:
     """Fixed entries that name no component, or an action never counted for it."""
     kinds = _component_kinds()
+    known_of: dict[str, frozenset[str]] = {}  # each kind's actions, derived once
     errors = []
     for key in spec.actions:
         if key.count(".") != 1:
@@ -185,7 +186,8 @@ def _unknown_keys(spec: _TableFile) -> list[tuple[str, str]]:
             errors.append((f"actions.{key}", f"unknown component {comp!r}; known: "
                                               f"{', '.join(sorted(kinds))}"))
             continue
-        known = known_actions(kinds[comp])
+        known = known_of.get(kinds[comp]) or known_of.setdefault(kinds[comp],
+                                                                known_actions(kinds[comp]))
         if action not in known and parse_variant(action) is None:
             errors.append((f"actions.{key}", f"unknown action {action!r} of {comp}; known: "
                                               f"{', '.join(sorted(known))}"))
