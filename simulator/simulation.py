@@ -22,6 +22,7 @@ of layer cycles, as in SCALE-Sim.
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import math
 from collections.abc import Mapping
@@ -182,18 +183,31 @@ class _Residency:
         left = max(b.capacity_bytes - used, 0.0)
         return BufferView(left, left / b.slots, b.bits_per_cycle, b.params.word_bits)
 
-    def run(self, i: int, layer: Layer, seed: int) -> LayerResult:
-        res = self.acc.arch.residency
+    def context(self, i: int, layer: Layer) -> tuple[MappingContext, bool]:
+        """Layer ``i``'s mapping context in the plan's current state, and whether its output
+        is to stay on chip."""
         srcs = self.producers[i]
         resident, kept_share = self._inputs_on_chip(layer, srcs)
         out_bytes = self._out_bytes(i)
         live = sum(self.live.values())
-        keep = (res.activations == "keep" and i in self.last_use
+        keep = (self.acc.arch.residency.activations == "keep" and i in self.last_use
                 and live + out_bytes <= self.acc.buffers["ifmap"].capacity_bytes)
         views = {"ifmap": self.view("ifmap", live + (out_bytes if keep else 0.0)),
                  "filter": self.view("filter", self.pinned), "ofmap": self.view("ofmap", 0.0)}
-        ctx = dataclasses.replace(self.base, resident=frozenset(resident), keep_output=keep,
-                                  buffers=views, kept_inputs=kept_share)
+        return dataclasses.replace(self.base, resident=frozenset(resident), keep_output=keep,
+                                   buffers=views, kept_inputs=kept_share), keep
+
+    def advance(self, i: int, keep: bool, kept_bytes: float) -> None:
+        """Layer ``i`` ran: inputs past their last use leave, a kept output stays."""
+        for s in self.producers[i]:
+            if self.last_use.get(s) == i:
+                self.live.pop(s, None)
+        if keep and kept_bytes:
+            self.live[i] = self._out_bytes(i)
+
+    def run(self, i: int, layer: Layer, seed: int) -> LayerResult:
+        res = self.acc.arch.residency
+        ctx, keep = self.context(i, layer)
         pin = res.weights == "preload" and self.pinning and layer.kind == "gemm" \
             and layer.filter_is_weight
         out = None
@@ -210,11 +224,7 @@ class _Residency:
             preload = math.ceil(out.weight_bytes)
             self.pinned += out.weight_bytes
         self.preload_bytes.append(preload)
-        for s in srcs:
-            if self.last_use.get(s) == i:
-                self.live.pop(s, None)
-        if keep and out.kept_bytes:
-            self.live[i] = out_bytes
+        self.advance(i, keep, out.kept_bytes)
         assert out.result is not None
         return renamed(out.result, layer, preload)
 
@@ -312,26 +322,26 @@ def simulate(arch: ArchConfig, workload: Workload,
 def _search_ahead(plan: _Residency) -> None:
     """Run the tiling searches of the network's distinct GEMMs in one stacked pass
     (:func:`~simulator.mapping.search.choose_all`) before the layers run, into the memo each
-    layer's own search then reads (an exact shortcut: the memo is keyed by everything a
-    choice depends on, and a layer whose context differs searches itself). Where the
-    context of a layer is known before the layers before it have run: every operand in DRAM
-    (no ``keep`` / ``preload`` residency), one PE array or none chosen per layer (no
-    placement rule), and the array offers its searches (``search_problem``: the systolic
-    arrays, for layers without masks or sparsity)."""
-    acc, res = plan.acc, plan.acc.arch.residency
+    layer's own search then reads: an exact shortcut, since the memo is keyed by everything a
+    choice depends on and a layer whose context turns out different searches itself. Each
+    layer's context is the residency plan's, walked ahead on a copy of its state that takes
+    every output the plan keeps to be kept (what the mapping reports for a layer whose
+    output is to stay: its bytes). Where: no ``preload`` residency (which pins weights by the
+    mapped bytes), no placement rule (one PE array), and an array that offers its searches
+    (``search_problem``: the systolic arrays, for layers without masks or sparsity)."""
+    acc = plan.acc
     offer = getattr(acc.pe_array, "search_problem", None)
-    if res.activations == "keep" or res.weights == "preload" or acc.placement is not None \
+    if acc.arch.residency.weights == "preload" or acc.placement is not None \
             or offer is None or plan.cache is None:
         return
-    views = {b: plan.view(b, 0.0) for b in ("ifmap", "filter", "ofmap")}
-    ctx = dataclasses.replace(plan.base, resident=frozenset(), keep_output=False,
-                              buffers=views, kept_inputs=0.0)
-    name = next(iter(acc.units))
-    unit_ctx = ctx if plan.unit_costs is None else dataclasses.replace(
-        ctx, costs=plan.unit_costs[name])
+    ahead = copy.copy(plan)
+    ahead.live = dict(plan.live)
+    costs = None if plan.unit_costs is None else plan.unit_costs[next(iter(acc.units))]
     seen: set[tuple[object, ...]] = set()
     problems = []
-    for layer in plan.workload.layers:
+    for i, layer in enumerate(plan.workload.layers):
+        ctx, keep = ahead.context(i, layer)
+        ahead.advance(i, keep, ahead._out_bytes(i))
         if layer.kind != "gemm":
             continue
         k = memo_key(plan.base_key, layer, ctx, False, plan.hashes,
@@ -339,6 +349,7 @@ def _search_ahead(plan: _Residency) -> None:
         if k in seen or k in plan.cache:
             continue
         seen.add(k)
+        unit_ctx = ctx if costs is None else dataclasses.replace(ctx, costs=costs)
         problem = offer(layer, acc.buffers, plan.workload.seed, unit_ctx)
         if problem is not None:
             problems.append(problem)

@@ -255,12 +255,14 @@ def test_distinct_candidates_choose_what_the_whole_enumeration_does(
     costs = mapping_costs(table_for(a, acc), acc)
     layer = make_layer(m, k, n, count=count,
                        **({} if weights is None else {"weight": Operand(density=0.3)}))
-    fast = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
-                                                   resident=resident))
     slow = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
                                                    resident=resident,
                                                    distinct_candidates=False))
-    assert _same(fast, slow)
+    for bound_above in (0, 4096):  # the bound always, and the default
+        fast = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
+                                                       resident=resident,
+                                                       bound_above=bound_above))
+        assert _same(fast, slow)
 
 
 @settings(max_examples=25, deadline=None)
@@ -280,10 +282,12 @@ def test_distinct_candidates_equal_the_whole_enumeration_row_stationary(
     acc = build(a)
     costs = mapping_costs(table_for(a, acc), acc)
     layer = wl.layers[0]
-    fast = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs))
     slow = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
                                                    distinct_candidates=False))
-    assert _same(fast, slow)
+    for bound_above in (0, 4096):
+        fast = map_layer(layer, acc, 0, MappingContext(params=a.mapping, costs=costs,
+                                                       bound_above=bound_above))
+        assert _same(fast, slow)
 
 
 @st.composite
@@ -303,7 +307,8 @@ def _problems(draw):
     ctx = MappingContext(params=a.mapping, costs=mapping_costs(table_for(a, acc), acc),
                          memo={}, resident=frozenset(draw(st.sets(st.sampled_from(
                              ["ifmap", "filter"]), max_size=1))),
-                         keep_output=draw(st.booleans()))
+                         keep_output=draw(st.booleans()),
+                         bound_above=draw(st.sampled_from([0, 0, 4096])))
     layer = make_layer(*(draw(st.integers(1, 300)) for _ in range(3)))
     return gemm_problem(layer, acc.pe_array, acc.buffers, 0, ctx)
 
@@ -332,7 +337,8 @@ def test_the_bound_leaves_few_candidates_to_evaluate() -> None:
 
     a = parse_arch(arch_dict(32, 32, "ws", size_kb=512, dram_bandwidth=25.6))
     acc = build(a)
-    ctx = MappingContext(params=a.mapping, costs=mapping_costs(table_for(a, acc), acc))
+    ctx = MappingContext(params=a.mapping, costs=mapping_costs(table_for(a, acc), acc),
+                         bound_above=0)
     layer = make_layer(196, 2304, 256)
     p = gemm_problem(layer, acc.pe_array, acc.buffers, 0, ctx)
     evaluated = []

@@ -156,6 +156,10 @@ class MappingContext:
     #: bound can win (:func:`simulator.mapping.search.choose_all`); ``False``: every
     #: candidate of the whole enumeration, the long way
     distinct_candidates: bool = True
+    #: the bound (:func:`simulator.mapping.search.choose_all`) applies to a search of more
+    #: candidates than this, all GEMMs searched together counted (fewer: one exact pass over
+    #: them all costs less than the bound's two smaller ones; 0: always); the same choice
+    bound_above: int = 4096
     #: the tiling search's results by their full input, shared by the layers of one
     #: ``simulate`` call (ResNet-50's 54 GEMMs have 23 distinct ones); ``None``: no memo
     memo: dict[tuple[object, ...], object] | None = field(default=None, compare=False)

@@ -150,23 +150,44 @@ def grid_key(grid: Grid) -> tuple[object, ...]:
 #: a candidate's tile counts, largest extents, units per tile and fold positions
 #: (``(n_cand, 3)`` each, :func:`~.candidates.axis_arrays`) and its grid's sizes (``(3,)``)
 Axes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-#: loop orders, tile sizes, the enumeration's size and the :data:`Axes` of a grid's candidates
-Geometry = tuple[np.ndarray, np.ndarray, int, Axes]
+
+
+@dataclass(slots=True)
+class Candidates:
+    """A grid's candidates (read-only arrays): loop orders, tile sizes, the enumeration's
+    size, their :data:`Axes` and, once a search of a grid seen before needs them, all their
+    level arrays (:func:`~.candidates.level_arrays`)."""
+
+    orders: np.ndarray
+    per_tile: np.ndarray
+    total: int
+    axes: Axes
+    levels: dict[str, np.ndarray] | None = None
+
+    def all_levels(self) -> dict[str, np.ndarray]:
+        """The level arrays of every candidate, derived once."""
+        if self.levels is None:
+            n, ext, within, positions, full = self.axes
+            self.levels = level_arrays(self.orders, n, ext, within, positions,
+                                       np.broadcast_to(full, (len(self.orders), 3)))
+            for arr in self.levels.values():
+                arr.flags.writeable = False
+        return self.levels
 
 
 def candidate_geometries(grids: Sequence[tuple[Grid, Nest, MappingContext, bool]]
-                         ) -> list[Geometry]:
+                         ) -> list[tuple[Candidates, bool]]:
     """The candidates of each grid (:func:`_candidates`) and what their tile sizes make of
-    its axes (:func:`~.candidates.axis_arrays`): from ``ctx.geometry`` when an equal grid was
-    searched before (they depend on nothing else; tested equal to deriving them again), else
-    derived (and kept there, read-only)."""
-    out: list[Geometry | None] = []
+    its axes (:func:`~.candidates.axis_arrays`), and whether they came from ``ctx.geometry``
+    (an equal grid searched before: they depend on nothing else; tested equal to deriving
+    them again), else derived (and kept there)."""
+    out: list[tuple[Candidates, bool] | None] = []
     misses: dict[tuple[object, ...], list[int]] = {}
     for i, (grid, first, ctx, distinct) in enumerate(grids):
         key = ("candidates", grid_key(grid), first.order, tuple(sorted(first.per_tile.items())),
                ctx.params.search, distinct)
         hit = ctx.geometry.get(key) if ctx.geometry is not None else None
-        out.append(cast("Geometry | None", hit))
+        out.append(None if hit is None else (cast(Candidates, hit), True))
         if hit is None:
             misses.setdefault(key, []).append(i)
     if misses:
@@ -186,12 +207,12 @@ def candidate_geometries(grids: Sequence[tuple[Grid, Nest, MappingContext, bool]
                                                               strict=True):
             for arr in (orders, per_tile, *axes):
                 arr.flags.writeable = False
-            geometry = (orders, per_tile, total, axes)
+            derived = Candidates(orders, per_tile, total, axes)
             memo = grids[idx[0]][2].geometry
             if memo is not None:
-                memo.put(mkey, geometry)
+                memo.put(mkey, derived)
             for i in idx:
-                out[i] = geometry
+                out[i] = (derived, False)
     return [g for g in out if g is not None]
 
 
@@ -283,14 +304,36 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
     exceeds the best of them cannot be the minimum, and the rest are evaluated in their
     order, so the first minimum is the whole enumeration's (``tests/test_search.py``: every
     mapping equal with ``distinct_candidates=False``, which evaluates all). Applies where
-    every price is finite and non-negative, the bytes finite and the DRAM bandwidth positive."""
+    every price is finite and non-negative, the bytes finite and the DRAM bandwidth positive,
+    to searches of more than ``MappingContext.bound_above`` candidates (the layers searched
+    together before a simulation runs them, :func:`simulator.simulation.simulate`) of grids
+    not seen before. A grid seen before (the sweep's points of one array shape) keeps the
+    level arrays of all its candidates (:meth:`Candidates.all_levels`) and is evaluated whole,
+    one problem at a time: reading them costs less than bounding."""
     geos = candidate_geometries([(p.grid, p.first, p.ctx, p.ctx.distinct_candidates)
                                  for p in problems])
-    lengths = np.array([len(g[0]) for g in geos])
+    out: list[Choice | None] = [None] * len(problems)
+    fresh = [i for i, (_, seen) in enumerate(geos) if not seen]
+    if fresh:
+        for i, c in zip(fresh, _stacked([problems[i] for i in fresh], [geos[i][0] for i in fresh]),
+                        strict=True):
+            out[i] = c
+    for i, (g, seen) in enumerate(geos):
+        if seen:
+            out[i] = _stacked([problems[i]], [g], g.all_levels())[0]
+    return [c for c in out if c is not None]
+
+
+def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates],
+             levels: dict[str, np.ndarray] | None = None) -> list[Choice]:
+    """:func:`_search` of problems whose candidates are stacked (``levels``: the level arrays
+    of all of them, one problem's; else derived for the candidates evaluated)."""
+
+    lengths = np.array([len(g.orders) for g in geos])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    orders = np.concatenate([g[0] for g in geos])
-    axes = [np.concatenate([g[3][k] for g in geos]) for k in range(4)]
-    full = np.repeat(np.stack([g[3][4] for g in geos]), lengths, axis=0)
+    orders = np.concatenate([g.orders for g in geos])
+    axes = [np.concatenate([g.axes[k] for g in geos]) for k in range(4)]
+    full = np.repeat(np.stack([g.axes[4] for g in geos]), lengths, axis=0)
     ops = ("ifmap", "filter", "ofmap")
     buffers = per_gemm([{f"{x}_{op}": v for op in ops for x, v in (
         ("size", p.sizes[op]), ("dram", p.nbytes[op].dram), ("hold", p.nbytes[op].hold),
@@ -312,8 +355,8 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
         n_rows = np.bincount(np.searchsorted(starts, rows, side="right") - 1,
                              minlength=len(problems))
         at = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
-        geo = level_arrays(orders[rows], axes[0][rows], axes[1][rows], axes[2][rows],
-                           axes[3][rows], full[rows])
+        geo = levels if levels is not None else level_arrays(
+            orders[rows], axes[0][rows], axes[1][rows], axes[2][rows], axes[3][rows], full[rows])
         col = per_candidate(buffers, n_rows)
 
         def column(name: str) -> Any:  # one value per candidate, against the (n, 4) levels
@@ -329,7 +372,8 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
                                           own[rows])
         return tr, lat, energy, objective, at, n_rows
 
-    if all(p.ctx.distinct_candidates for p in problems):
+    if levels is None and all(p.ctx.distinct_candidates for p in problems) and \
+            len(orders) > min(p.ctx.bound_above for p in problems):
         # the estimate at the traffic floor (compulsory bytes, x _LOOSE), a lower bound
         col = per_candidate(buffers, lengths)
         floor = {op: np.where(col[f"resident_{op}"] > 0, 0.0, col[f"size_{op}"] * col[
@@ -342,15 +386,13 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
         rows = np.arange(len(orders))
     tr, lat, energy, objective, at, n_rows = evaluate(rows)
     out = []
-    for (g_orders, per_tile, total, _), s, b in zip(geos, starts,
-                                                     first_minimum(objective, at, n_rows),
-                                                     strict=True):
+    for g, s, b in zip(geos, starts, first_minimum(objective, at, n_rows), strict=True):
         r = int(rows[b]) - s
-        nest = Nest(tuple(DIMS[j] for j in g_orders[r]),  # type: ignore[arg-type]
-                    {d: int(per_tile[r, DIM_INDEX[d]]) for d in DIMS})
+        nest = Nest(tuple(DIMS[j] for j in g.orders[r]),  # type: ignore[arg-type]
+                    {d: int(g.per_tile[r, DIM_INDEX[d]]) for d in DIMS})
         storage = {op: Storage(int(tr.levels[op][b]), float(tr.held[op][b]))
                    for op in tr.levels}
-        out.append(Choice(nest, storage, float(lat[b]), float(energy[b]), total))
+        out.append(Choice(nest, storage, float(lat[b]), float(energy[b]), g.total))
     return out
 
 
