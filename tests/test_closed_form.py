@@ -11,7 +11,10 @@ and a layer takes folds * per_fold - 1 cycles (its counter starts at zero).
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from simulator import load_workload, parse_network, simulate
 from simulator.workload.geometry import touched
@@ -155,6 +158,33 @@ def test_unique_ifmap_of_1x1_stride2_conv(tiny_arch):
 ])
 def test_touched_positions(size, out, kernel, stride, pad, dilation, want):
     assert touched(size, out, kernel, stride, pad, dilation) == want
+
+
+def _touched_long_way(size, out, kernel, stride, pad, dilation):
+    """Every position every window reads, enumerated (the closed form's long way)."""
+    pos = (np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation) - pad
+    pos = np.unique(pos)
+    return int(((pos >= 0) & (pos < size)).sum())
+
+
+@settings(max_examples=600, deadline=None)
+@given(st.integers(0, 60), st.integers(0, 40), st.integers(0, 12), st.integers(1, 9),
+       st.integers(0, 20), st.integers(1, 9))
+def test_touched_closed_form_equals_every_position(size, out, kernel, stride, pad, dilation):
+    """Residue classes of runs, clipped (geometry.touched) = enumerating the windows."""
+    assert touched(size, out, kernel, stride, pad, dilation) == \
+        _touched_long_way(size, out, kernel, stride, pad, dilation)
+
+
+def test_touched_of_a_huge_axis_is_instant():
+    """Regression (a fuzzed network, in_w 4,303,019,033, 3x3, pad 1): counting its touched
+    columns allocated 32 GiB (every window's positions); the closed form needs none."""
+    assert touched(4_303_019_033, 4_303_019_033, 3, 1, 1, 1) == 4_303_019_033
+    assert touched(10**20, 10**20 // 2, 1, 2, 0, 1) == 10**20 // 2
+    # by hand: a 1-tap stride-3 window reads 0, 3, ..., 999,999,999,999 (333,333,333,334
+    # positions); a 2-tap one reads 3o and 3o + 1 for o < (10^12 - 2) // 3 + 1
+    assert touched(10**12, (10**12 - 1) // 3 + 1, 1, 3) == 333_333_333_334
+    assert touched(10**12, (10**12 - 2) // 3 + 1, 2, 3) == 666_666_666_666
 
 
 def test_linear_and_matmul_lowering():

@@ -328,6 +328,15 @@ def test_searching_gemms_together_equals_one_at_a_time(problems) -> None:
         p.ctx, memo={}, geometry=None, distinct_candidates=False))])[0] for p in problems]
     assert [(c.nest, c.storage, c.latency_cycles, c.energy_pj) for c in alone] == \
         [(c.nest, c.storage, c.latency_cycles, c.energy_pj) for c in longway]
+    # grids seen before (a shared geometry memo, as a sweep's chunk has): all their level
+    # arrays kept, each problem evaluated whole; the first pass fills the memo
+    from simulator.mapping.options import SharedMemo
+
+    shared = SharedMemo()
+    for _ in range(2):
+        again = choose_all([dataclasses.replace(p, ctx=dataclasses.replace(
+            p.ctx, memo={}, geometry=shared)) for p in problems])
+        assert _same(again, alone)
 
 
 def test_the_bound_leaves_few_candidates_to_evaluate() -> None:
@@ -395,3 +404,15 @@ def test_stacked_axis_arrays_equal_one_grid_at_a_time(grids) -> None:
             assert (stacked[k][lo:hi] == alone[k]).all(), k
         assert (stacked[4][lo:hi] == alone[4]).all()
         lo = hi
+
+
+def test_stacked_searches_are_cut_into_bounded_groups() -> None:
+    """Memory stays bounded: the stacked pass takes at most _STACK candidates at once (a
+    larger problem alone), in order."""
+    from simulator.mapping.search import _STACK, _groups
+
+    sizes = [_STACK // 2, _STACK // 2, 1, _STACK * 3, 5, _STACK - 5, 1]
+    groups = _groups(list(range(len(sizes))), sizes)
+    assert groups == [[0, 1], [2], [3], [4, 5], [6]]
+    assert [i for g in groups for i in g] == list(range(len(sizes)))
+    assert all(sum(sizes[i] for i in g) <= _STACK or len(g) == 1 for g in groups)

@@ -314,14 +314,33 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
                                  for p in problems])
     out: list[Choice | None] = [None] * len(problems)
     fresh = [i for i, (_, seen) in enumerate(geos) if not seen]
-    if fresh:
-        for i, c in zip(fresh, _stacked([problems[i] for i in fresh], [geos[i][0] for i in fresh]),
-                        strict=True):
+    for group in _groups(fresh, [len(geos[i][0].orders) for i in fresh]):
+        for i, c in zip(group, _stacked([problems[i] for i in group],
+                                        [geos[i][0] for i in group]), strict=True):
             out[i] = c
     for i, (g, seen) in enumerate(geos):
         if seen:
             out[i] = _stacked([problems[i]], [g], g.all_levels())[0]
     return [c for c in out if c is not None]
+
+
+#: candidates stacked in one evaluation at most (memory: ~0.5 kB each, so ~30 MB), unless
+#: one problem alone has more
+_STACK = 65_536
+
+
+def _groups(items: Sequence[int], sizes: Sequence[int]) -> list[list[int]]:
+    """``items`` in order, cut into runs of at most :data:`_STACK` total ``sizes`` (a larger
+    item alone)."""
+    out: list[list[int]] = []
+    total = 0
+    for item, size in zip(items, sizes, strict=True):
+        if not out or total + size > _STACK:
+            out.append([])
+            total = 0
+        out[-1].append(item)
+        total += size
+    return out
 
 
 def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates],

@@ -7,9 +7,8 @@ window reads, which is what DRAM must deliver (padding is generated on chip).
 
 from __future__ import annotations
 
+import math
 from typing import Any
-
-import numpy as np
 
 
 def pair(v: Any) -> tuple[int, int]:
@@ -36,7 +35,37 @@ def touched(size: int, out: int, kernel: int, stride: int, pad: int = 0, dilatio
 
     The unique ifmap elements a convolution needs from DRAM are the product of this over
     both axes times the channels; padding positions are generated on chip, not read.
-    """
-    pos = (np.arange(out)[:, None] * stride + np.arange(kernel)[None, :] * dilation) - pad
-    pos = np.unique(pos)
-    return int(((pos >= 0) & (pos < size)).sum())
+
+    In closed form, its cost independent of ``size`` and ``out`` (``stride``, ``dilation``
+    >= 1): window ``o`` reads ``o stride + k dilation - pad`` with tap ``k``. Taps ``k`` and
+    ``k + T`` (``T = stride / gcd(stride, dilation)``) read the same residue modulo
+    ``stride``, ``m = dilation / gcd`` strides apart, and different ``k < T`` different
+    residues; so each of the ``min(kernel, T)`` residue classes is a set of runs of ``out``
+    consecutive strides, ``m`` apart, clipped to ``[0, size)`` (tested equal to enumerating
+    every position in ``tests/test_closed_form.py``)."""
+    if size <= 0 or out <= 0 or kernel <= 0:
+        return 0
+    g = math.gcd(stride, dilation)
+    period, m = stride // g, dilation // g
+    total = 0
+    for j in range(min(kernel, period)):
+        start = j * dilation - pad
+        r = start % stride  # the class's residue: positions r + stride * u, u >= 0
+        total += _union(start // stride, (kernel - 1 - j) // period + 1, m, out,
+                        (size - 1 - r) // stride)
+    return total
+
+
+def _union(a: int, n: int, m: int, length: int, hi: int) -> int:
+    """Integers ``u`` in ``[0, hi]`` covered by runs ``[a + t m, a + t m + length - 1]``,
+    ``t = 0..n-1``."""
+    if hi < 0:
+        return 0
+    if m <= length:  # consecutive runs overlap or touch: one run
+        return max(0, min(a + (n - 1) * m + length - 1, hi) - max(a, 0) + 1)
+    t0 = max(0, -((a + length - 1) // m))  # the first run ending at or after 0
+    t1 = min(n - 1, (hi - a) // m)  # the last run starting at or before hi
+    if t1 < t0:
+        return 0
+    first, last = a + t0 * m, a + t1 * m + length - 1
+    return (t1 - t0 + 1) * length - max(0, -first) - max(0, last - hi)
