@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from simulator import Operand, load_arch, load_workload, parse_arch, simulate
 from simulator.arch.accelerator import build
 from simulator.cost.table_file import table_for
-from simulator.mapping.candidates import candidate_arrays
+from simulator.mapping.candidates import candidate_arrays, tile_choices
 from simulator.mapping.dataflows import DATAFLOWS
 from simulator.mapping.nest import (
     DIM_INDEX,
@@ -28,7 +28,7 @@ from simulator.mapping.nest import (
     traffic,
 )
 from simulator.mapping.options import MappingContext, MappingParams
-from simulator.mapping.search import choose_all, tile_choices
+from simulator.mapping.search import choose_all
 from simulator.mapping.systolic import gemm_problem, systolic_grid
 from simulator.simulation import map_layer, mapping_costs
 
@@ -208,7 +208,7 @@ def test_distinct_candidates_are_the_first_of_each_class() -> None:
     """The pruned enumeration, checked against the whole one by its definition: a candidate is
     kept iff no earlier candidate has its tile sizes and the same order of non-trivial loops
     (trivial: one tile spans the dimension), and the kept ones stay in enumeration order."""
-    from simulator.mapping.search import _candidates, default_nest
+    from simulator.mapping.candidates import _candidates, default_nest
 
     for df, shape in (("ws", {"M": 300, "K": 7, "N": 64}), ("os", {"M": 5, "K": 200, "N": 3}),
                       ("is", {"M": 1, "K": 1, "N": 1}), ("ws", {"M": 64, "K": 64, "N": 64})):

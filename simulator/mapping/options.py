@@ -94,7 +94,7 @@ class SharedMemo(Generic[V]):
     """A bounded memo by content key (least recently used dropped first), owned by its
     caller and never global. As ``MappingContext.geometry`` it keeps what a mapping derives
     from a layer's *geometry* alone, whatever the buffers, prices and residency: the tiling
-    search's candidates and their tile counts and extents (:func:`.search.candidate_geometries`,
+    search's candidates and their tile counts and extents (:func:`.candidates.candidate_geometries`,
     keyed by the grid's content, read-only arrays; ~0.1 MB an entry for a few thousand
     candidates),
     for a :class:`~simulator.memo.LayerCache` (one per chunk of sweep points, which come in
@@ -152,7 +152,7 @@ class MappingContext:
     #: fold, the long way (the reference the classes are tested against)
     fold_classes: bool = True
     #: the tiling search evaluates one of the candidates that differ only in where trivial
-    #: loops sit (:func:`simulator.mapping.search._candidates`) and only those whose lower
+    #: loops sit (:func:`simulator.mapping.candidates._candidates`) and only those whose lower
     #: bound can win (:func:`simulator.mapping.search.choose_all`); ``False``: every
     #: candidate of the whole enumeration, the long way
     distinct_candidates: bool = True

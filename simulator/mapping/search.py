@@ -3,7 +3,7 @@ for the architecture's objective, exhaustively over a pruned candidate set, vect
 
 **Candidates.** All six tile-loop orders; per spatial axis the tile sizes ``ceil(U / j)``
 units for ``j`` on a geometric grid (1, 2, 4, 8, ... tiles, and one unit per tile); per
-streamed axis ``ceil(S / j)`` elements on the same grid. That is
+streamed axis ``ceil(S / j)`` elements on the same grid (:mod:`.candidates`). That is
 at most a few thousand candidates per GEMM, each evaluated in closed form at once (numpy);
 the first candidate is the dataflow's fixed order (one fold per tile, whole stream), so ties
 keep SCALE-Sim's mapping. Deterministic: no sampling, no time limit. Of the loop orders that
@@ -19,15 +19,14 @@ architecture's objective). :func:`choose_all` searches several GEMMs in one stac
 from __future__ import annotations
 
 import dataclasses
-import itertools
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
-from simulator.mapping.candidates import axis_arrays, level_arrays, stacked_axis_arrays
+from simulator.mapping.candidates import Candidates, candidate_geometries, level_arrays
 from simulator.mapping.estimate import (
     ArrayModel,
     GemmEstimate,
@@ -41,7 +40,6 @@ from simulator.mapping.estimate import (
 from simulator.mapping.nest import (
     DIM_INDEX,
     DIMS,
-    ORDERS,
     Grid,
     Nest,
     OperandBytes,
@@ -50,18 +48,6 @@ from simulator.mapping.nest import (
     traffic,
 )
 from simulator.mapping.options import MappingContext
-
-_RATIO = 2.0
-
-
-def tile_choices(total: int) -> np.ndarray:
-    """``ceil(total / j)`` for ``j`` on a geometric grid from 1 to ``total`` (distinct)."""
-    js, j = [1], 1.0
-    while j < total:
-        j *= _RATIO
-        js.append(min(total, math.ceil(j)))
-    vals = {-(-total // k) for k in js} | {1, total}
-    return np.array(sorted(vals, reverse=True), dtype=np.int64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,148 +58,8 @@ class Choice:
     storage: Mapping[str, Storage]
     latency_cycles: float
     energy_pj: float
-    #: candidates of the enumeration (:func:`_candidates`; fewer are evaluated)
+    #: candidates of the enumeration (:func:`.candidates._candidates`; fewer are evaluated)
     candidates: int
-
-
-def default_nest(grid: Grid, outer: str, inner: str) -> Nest:
-    """The dataflow's fixed order: one fold per tile, the whole stream per fold."""
-    stream = grid.stream
-    order = (outer, inner, stream) if stream else (outer, inner,
-                                                   next(d for d in DIMS if d not in
-                                                        (outer, inner)))
-    per = {d: (grid.axes[d].size if grid.axes[d].streamed else 1) for d in DIMS}
-    return Nest(order, per)
-
-
-def _first_of_class() -> np.ndarray:
-    """``(8, 6)``: for each set of trivial dimensions (bit ``j`` set: dimension ``DIMS[j]``
-    is one tile spanning it), whether each of :data:`ORDERS` is the first of the orders that
-    agree on the sequence of the non-trivial loops."""
-    out = np.zeros((8, len(ORDERS)), dtype=bool)
-    for pattern in range(8):
-        seen: set[tuple[str, ...]] = set()
-        for i, order in enumerate(ORDERS):
-            key = tuple(d for d in order if not pattern >> DIM_INDEX[d] & 1)
-            out[pattern, i] = key not in seen
-            seen.add(key)
-    return out
-
-
-_FIRST_OF_CLASS = _first_of_class()
-
-
-def _candidates(grid: Grid, first: Nest, search: bool, distinct: bool = True
-                ) -> tuple[np.ndarray, np.ndarray, int]:
-    """The candidates' loop orders and tile sizes, in the search's order (the fixed order
-    first, then every order x the tile-size mesh), and how many that enumeration has.
-
-    ``distinct`` drops every candidate whose loop order differs from an earlier one's of the
-    same tile sizes only in where trivial loops (one tile spanning the dimension) sit: its
-    traffic, levels' effect and estimate are the earlier one's (:func:`~.nest.traffic`'s ties
-    count non-trivial loops), so the first minimum, the choice, is the same (tested against
-    ``distinct=False``, the whole enumeration)."""
-    base_o = np.array([[DIM_INDEX[d] for d in first.order]])
-    base_t = np.array([[first.per_tile[d] for d in DIMS]])
-    if not search:
-        return base_o, base_t, 1
-    axes = [grid.axes[d] for d in DIMS]
-    totals = [a.size if a.streamed else a.n_units for a in axes]
-    choices = [tile_choices(t) for t in totals]
-    orders = np.array([[DIM_INDEX[d] for d in o] for o in ORDERS])
-    if not distinct:
-        mesh = np.stack(np.meshgrid(*choices, indexing="ij"), axis=-1).reshape(-1, 3)
-        total = 1 + len(orders) * len(mesh)
-        o = np.repeat(orders, len(mesh), axis=0)
-        t = np.tile(mesh, (len(orders), 1))
-        return np.concatenate([base_o, o]), np.concatenate([base_t, t]), total
-    # the same mesh as np.meshgrid's (the long way above), by broadcasting
-    cube = np.empty((*(len(c) for c in choices), 3), dtype=np.int64)
-    cube[..., 0] = choices[0][:, None, None]
-    cube[..., 1] = choices[1][None, :, None]
-    cube[..., 2] = choices[2][None, None, :]
-    mesh = cube.reshape(-1, 3)
-    total = 1 + len(orders) * len(mesh)
-    spans = [a.streamed or int(a.units.sum()) == a.size for a in axes]  # type: ignore[union-attr]
-    pattern = sum((mesh[:, j] >= totals[j]) * (1 << j) * spans[j] for j in range(3))
-    keep_o, keep_m = np.nonzero(_FIRST_OF_CLASS[pattern].T)  # order-major, as enumerated
-    return (np.concatenate([base_o, orders[keep_o]]), np.concatenate([base_t, mesh[keep_m]]),
-            total)
-
-
-def grid_key(grid: Grid) -> tuple[object, ...]:
-    """A grid's content (every axis's size and units, the within-tile order), hashable."""
-    return (tuple((a.size, None if a.units is None else (a.units.dtype.str, a.units.tobytes()))
-                  for a in (grid.axes[d] for d in DIMS)), grid.within)
-
-
-#: a candidate's tile counts, largest extents, units per tile and fold positions
-#: (``(n_cand, 3)`` each, :func:`~.candidates.axis_arrays`) and its grid's sizes (``(3,)``)
-Axes = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]
-
-
-@dataclass(slots=True)
-class Candidates:
-    """A grid's candidates (read-only arrays): loop orders, tile sizes, the enumeration's
-    size, their :data:`Axes` and, once a search of a grid seen before needs them, all their
-    level arrays (:func:`~.candidates.level_arrays`)."""
-
-    orders: np.ndarray
-    per_tile: np.ndarray
-    total: int
-    axes: Axes
-    levels: dict[str, np.ndarray] | None = None
-
-    def all_levels(self) -> dict[str, np.ndarray]:
-        """The level arrays of every candidate, derived once."""
-        if self.levels is None:
-            n, ext, within, positions, full = self.axes
-            self.levels = level_arrays(self.orders, n, ext, within, positions,
-                                       np.broadcast_to(full, (len(self.orders), 3)))
-            for arr in self.levels.values():
-                arr.flags.writeable = False
-        return self.levels
-
-
-def candidate_geometries(grids: Sequence[tuple[Grid, Nest, MappingContext, bool]]
-                         ) -> list[tuple[Candidates, bool]]:
-    """The candidates of each grid (:func:`_candidates`) and what their tile sizes make of
-    its axes (:func:`~.candidates.axis_arrays`), and whether they came from ``ctx.geometry``
-    (an equal grid searched before: they depend on nothing else; tested equal to deriving
-    them again), else derived (and kept there)."""
-    out: list[tuple[Candidates, bool] | None] = []
-    misses: dict[tuple[object, ...], list[int]] = {}
-    for i, (grid, first, ctx, distinct) in enumerate(grids):
-        key = ("candidates", grid_key(grid), first.order, tuple(sorted(first.per_tile.items())),
-               ctx.params.search, distinct)
-        hit = ctx.geometry.get(key) if ctx.geometry is not None else None
-        out.append(None if hit is None else (cast(Candidates, hit), True))
-        if hit is None:
-            misses.setdefault(key, []).append(i)
-    if misses:
-        found = [(*_candidates(grids[idx[0]][0], grids[idx[0]][1],
-                               grids[idx[0]][2].params.search, grids[idx[0]][3]), idx)
-                 for idx in misses.values()]
-        if all(grids[idx[0]][3] for idx in misses.values()):  # in one pass
-            stacked = stacked_axis_arrays([grids[f[3][0]][0] for f in found],
-                                          [f[1] for f in found])
-            bounds = np.cumsum([0] + [len(f[1]) for f in found])
-            per_grid = [cast(Axes, tuple(a[lo:hi] if k < 4 else a[lo] for k, a in
-                                         enumerate(stacked)))
-                        for lo, hi in itertools.pairwise(bounds)]
-        else:  # the long way, one grid at a time
-            per_grid = [cast(Axes, axis_arrays(grids[f[3][0]][0], f[1])) for f in found]
-        for mkey, (orders, per_tile, total, idx), axes in zip(misses, found, per_grid,
-                                                              strict=True):
-            for arr in (orders, per_tile, *axes):
-                arr.flags.writeable = False
-            derived = Candidates(orders, per_tile, total, axes)
-            memo = grids[idx[0]][2].geometry
-            if memo is not None:
-                memo.put(mkey, derived)
-            for i in idx:
-                out[i] = (derived, False)
-    return [g for g in out if g is not None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,7 +98,7 @@ def choose(grid: Grid, model: ArrayModel, sizes: Mapping[str, float],
     ``key``, when given, names everything the result depends on (the caller's duty): the
     result is then memoised in ``ctx.memo`` (tested equal to a run without the memo).
     ``ctx.distinct_candidates=False`` evaluates the whole enumeration (the long way of
-    :func:`_candidates`)."""
+    :func:`.candidates._candidates`)."""
     return choose_all([Problem(grid, model, sizes, nbytes, capacity, half, word_bytes, ctx,
                                first, key)])[0]
 

@@ -28,6 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
+from simulator.mapping.candidates import default_nest
 from simulator.mapping.dataflows import Dataflow
 from simulator.mapping.estimate import ArrayModel
 from simulator.mapping.fold_classes import build_tiles_classes, fold_classes
@@ -47,7 +48,7 @@ from simulator.mapping.operands import (
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.precision import fold_stream_cycles, precision_notes
 from simulator.mapping.schedule import Buffer, LayerMapping, chunks
-from simulator.mapping.search import Problem, choose_all, default_nest
+from simulator.mapping.search import Problem, choose_all
 from simulator.mapping.sparsity import lane_work
 from simulator.mapping.tiles import build_tiles
 from simulator.workload.layer import Layer
