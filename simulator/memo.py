@@ -107,9 +107,11 @@ def context_key(ctx: MappingContext) -> tuple[Any, ...]:
 
 
 def key(base: str, layer: Layer, ctx: MappingContext, pin: bool, hashes: MaskHashes,
-        by_name: bool = False) -> tuple[Any, ...]:
-    """The memo key of one layer in one context (``pin``: mapped with its weights pinned)."""
-    return (base, layer_key(layer, hashes, by_name), context_key(ctx), pin)
+        by_name: bool = False, ctx_key: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
+    """The memo key of one layer in one context (``pin``: mapped with its weights pinned;
+    ``ctx_key``: ``context_key(ctx)`` if the caller has it)."""
+    return (base, layer_key(layer, hashes, by_name),
+            context_key(ctx) if ctx_key is None else ctx_key, pin)
 
 
 def base_key(arch_text: str, ctx: MappingContext, seed: int) -> str:

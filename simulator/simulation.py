@@ -40,7 +40,7 @@ from simulator.engine import run_tiles
 from simulator.mapping.options import BufferView, MappingContext, MappingCosts, SharedMemo
 from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
 from simulator.mapping.search import choose_all
-from simulator.memo import LayerCache, MaskHashes, Outcome, base_key, renamed
+from simulator.memo import LayerCache, MaskHashes, Outcome, base_key, context_key, renamed
 from simulator.memo import key as memo_key
 from simulator.report import LayerResult, Preload, Report
 from simulator.workload.layer import Layer, Workload
@@ -339,13 +339,23 @@ def _search_ahead(plan: _Residency) -> None:
     costs = None if plan.unit_costs is None else plan.unit_costs[next(iter(acc.units))]
     seen: set[tuple[object, ...]] = set()
     problems = []
+    # without kept activations every GEMM's context is the first one's (nothing on chip)
+    walk = acc.arch.residency.activations == "keep"
+    fixed: tuple[MappingContext, tuple[object, ...]] | None = None
     for i, layer in enumerate(plan.workload.layers):
-        ctx, keep = ahead.context(i, layer)
-        ahead.advance(i, keep, ahead._out_bytes(i))
+        if walk:
+            ctx, keep = ahead.context(i, layer)
+            ahead.advance(i, keep, ahead._out_bytes(i))
         if layer.kind != "gemm":
             continue
+        if not walk:
+            if fixed is None:
+                first = ahead.context(i, layer)[0]
+                fixed = (first, context_key(first))
+            ctx = fixed[0]
         k = memo_key(plan.base_key, layer, ctx, False, plan.hashes,
-                     by_name=layer.name in plan.named)
+                     by_name=layer.name in plan.named,
+                     ctx_key=fixed[1] if fixed is not None else None)
         if k in seen or k in plan.cache:
             continue
         seen.add(k)
