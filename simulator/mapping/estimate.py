@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -105,16 +106,16 @@ def numbers(g: GemmEstimate) -> dict[str, float]:
     return out
 
 
-def stream_extent(v: Mapping[str, np.ndarray], geo: Mapping[str, np.ndarray]
+def stream_extent(v: Mapping[str, Any], geo: Mapping[str, np.ndarray]
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Each candidate's largest extent and tile count along its GEMM's streamed dimension
     (float64; of dimension 0 where none streams)."""
     rows = np.arange(len(geo["folds"]))
-    j = v["stream_j"].astype(np.intp)
+    j = np.asarray(v["stream_j"]).astype(np.intp)  # one per candidate, or one for all
     return geo["ext_f"][rows, j], geo["n_f"][rows, j]
 
 
-def callables(gemms: Sequence[GemmEstimate], v: Mapping[str, np.ndarray],
+def callables(gemms: Sequence[GemmEstimate], v: Mapping[str, Any],
               geo: Mapping[str, np.ndarray], starts: np.ndarray, lengths: np.ndarray
               ) -> tuple[np.ndarray, np.ndarray]:
     """The two callables of each GEMM's :class:`ArrayModel` on its candidates (each
@@ -132,10 +133,11 @@ def callables(gemms: Sequence[GemmEstimate], v: Mapping[str, np.ndarray],
     return port, own
 
 
-def estimate(v: Mapping[str, np.ndarray], geo: Mapping[str, np.ndarray], tr: Traffic,
+def estimate(v: Mapping[str, Any], geo: Mapping[str, np.ndarray], tr: Traffic,
              port: np.ndarray, own: np.ndarray) -> tuple[np.ndarray, ...]:
     """(latency cycles, energy pJ, objective) of every stacked candidate (module docstring):
-    ``v`` the per-candidate numbers (:func:`per_candidate`), ``port`` and ``own`` what
+    ``v`` the per-candidate numbers (:func:`per_candidate`; or one GEMM's, :func:`numbers`,
+    as scalars numpy broadcasts: the same arithmetic), ``port`` and ``own`` what
     :func:`callables` gives."""
     count = v["count"]
     folds = geo["folds"]
@@ -162,7 +164,7 @@ def estimate(v: Mapping[str, np.ndarray], geo: Mapping[str, np.ndarray], tr: Tra
     return lat, e, objective
 
 
-def _array_pj(v: Mapping[str, np.ndarray], geo: Mapping[str, np.ndarray]) -> np.ndarray:
+def _array_pj(v: Mapping[str, Any], geo: Mapping[str, np.ndarray]) -> np.ndarray:
     """Array-side SRAM and stationary-register energy of every candidate (ArrayModel)."""
     pos = geo["positions_f"]
     out = np.zeros(pos.shape[0])

@@ -166,8 +166,36 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
             out[i] = c
     for i, (g, seen) in enumerate(geos):
         if seen:
-            out[i] = _stacked([problems[i]], [g], g.all_levels())[0]
+            out[i] = _whole(problems[i], g)
     return [c for c in out if c is not None]
+
+
+def _whole(p: Problem, g: Candidates) -> Choice:
+    """Every candidate of one problem whose grid was seen before, from its kept level arrays,
+    with the problem's numbers as scalars (numpy broadcasts them: the stacked arithmetic)."""
+    geo = g.all_levels()
+    tr = traffic(None, geo, p.sizes, p.nbytes, p.capacity, p.half, p.ctx.resident)
+    gemm = _gemm(p)
+    v = numbers(gemm)
+    port, own = callables([gemm], v, geo, np.zeros(1, dtype=np.int64),
+                          np.array([len(g.orders)]))
+    lat, energy, objective = estimate(v, geo, tr, port, own)
+    b = int(np.argmin(objective))
+    return _choice(g, b, tr, lat, energy, b)
+
+
+def _gemm(p: Problem) -> GemmEstimate:
+    return GemmEstimate(p.model, p.ctx.costs, p.word_bytes, p.sizes, p.grid.stream,
+                        p.ctx.params.objective)
+
+
+def _choice(g: Candidates, r: int, tr: Traffic, lat: np.ndarray, energy: np.ndarray,
+            b: int) -> Choice:
+    """Candidate ``r`` of ``g``, evaluated at row ``b`` of ``tr``, ``lat`` and ``energy``."""
+    nest = Nest(tuple(DIMS[j] for j in g.orders[r]),  # type: ignore[arg-type]
+                {d: int(g.per_tile[r, DIM_INDEX[d]]) for d in DIMS})
+    storage = {op: Storage(int(tr.levels[op][b]), float(tr.held[op][b])) for op in tr.levels}
+    return Choice(nest, storage, float(lat[b]), float(energy[b]), g.total)
 
 
 #: candidates stacked in one evaluation at most (memory: ~0.5 kB each, so ~30 MB), unless
@@ -189,11 +217,9 @@ def _groups(items: Sequence[int], sizes: Sequence[int]) -> list[list[int]]:
     return out
 
 
-def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates],
-             levels: dict[str, np.ndarray] | None = None) -> list[Choice]:
-    """:func:`_search` of problems whose candidates are stacked (``levels``: the level arrays
-    of all of them, one problem's; else derived for the candidates evaluated)."""
-
+def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates]) -> list[Choice]:
+    """:func:`_search` of problems of grids not seen before, their candidates stacked (the
+    level arrays derived for the candidates evaluated only)."""
     lengths = np.array([len(g.orders) for g in geos])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     orders = np.concatenate([g.orders for g in geos])
@@ -204,8 +230,7 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates],
         ("size", p.sizes[op]), ("dram", p.nbytes[op].dram), ("hold", p.nbytes[op].hold),
         ("final", p.nbytes[op].final), ("capacity", p.capacity[op]), ("half", p.half[op]),
         ("resident", op in p.ctx.resident))} for p in problems])
-    gemms = [GemmEstimate(p.model, p.ctx.costs, p.word_bytes, p.sizes, p.grid.stream,
-                          p.ctx.params.objective) for p in problems]
+    gemms = [_gemm(p) for p in problems]
     table = per_gemm([numbers(g) for g in gemms])
     n, ext, _, positions = axes
     at_axes = {"folds": np.prod(positions, axis=1).astype(np.float64),
@@ -220,8 +245,8 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates],
         n_rows = np.bincount(np.searchsorted(starts, rows, side="right") - 1,
                              minlength=len(problems))
         at = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
-        geo = levels if levels is not None else level_arrays(
-            orders[rows], axes[0][rows], axes[1][rows], axes[2][rows], axes[3][rows], full[rows])
+        geo = level_arrays(orders[rows], axes[0][rows], axes[1][rows], axes[2][rows],
+                           axes[3][rows], full[rows])
         col = per_candidate(buffers, n_rows)
 
         def column(name: str) -> Any:  # one value per candidate, against the (n, 4) levels
@@ -237,7 +262,7 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates],
                                           own[rows])
         return tr, lat, energy, objective, at, n_rows
 
-    if levels is None and all(p.ctx.distinct_candidates for p in problems) and \
+    if all(p.ctx.distinct_candidates for p in problems) and \
             len(orders) > min(p.ctx.bound_above for p in problems):
         # the estimate at the traffic floor (compulsory bytes, x _LOOSE), a lower bound
         col = per_candidate(buffers, lengths)
@@ -250,15 +275,8 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates],
     else:
         rows = np.arange(len(orders))
     tr, lat, energy, objective, at, n_rows = evaluate(rows)
-    out = []
-    for g, s, b in zip(geos, starts, first_minimum(objective, at, n_rows), strict=True):
-        r = int(rows[b]) - s
-        nest = Nest(tuple(DIMS[j] for j in g.orders[r]),  # type: ignore[arg-type]
-                    {d: int(g.per_tile[r, DIM_INDEX[d]]) for d in DIMS})
-        storage = {op: Storage(int(tr.levels[op][b]), float(tr.held[op][b]))
-                   for op in tr.levels}
-        out.append(Choice(nest, storage, float(lat[b]), float(energy[b]), g.total))
-    return out
+    return [_choice(g, int(rows[b]) - s, tr, lat, energy, int(b))
+            for g, s, b in zip(geos, starts, first_minimum(objective, at, n_rows), strict=True)]
 
 
 def _survivors(bound: np.ndarray, prunable: Sequence[bool], starts: np.ndarray,
