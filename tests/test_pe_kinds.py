@@ -147,3 +147,20 @@ def test_bitserial_stream_halves_from_8_to_4_bit_activations(M, K, N, R, C, lane
     assert f8 == f4
     assert c8 - fill == 2 * (c4 - fill)
     assert f8 * c8 - 1 > f4 * c4 - 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.sampled_from(sorted(PE_KINDS.names)), st.integers(1, 9), st.integers(1, 300),
+       st.integers(1, 9), st.sampled_from([1, 2, 4, 8]), st.sampled_from([1, 2, 4, 8]),
+       st.sampled_from([None, 2, 16]))
+def test_declared_action_names_are_what_each_kind_counts(impl, M, K, N, w, a, codebook):
+    """The names the energy table's check reads without building a kind
+    (``PEKind.action_names``) are exactly those its ``actions`` count, whatever the GEMM,
+    widths and codebook."""
+    kind = pe_kind(impl)
+    try:
+        counted = set(kind.actions(M, K, N, w, a, codebook))
+    except (ConfigError, MappingError):  # widths the kind does not run
+        return
+    assert counted <= PE_KINDS.get(impl).action_names()
+    assert counted | {"codebook_read"} == PE_KINDS.get(impl).action_names()

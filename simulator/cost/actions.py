@@ -83,7 +83,6 @@ from typing import Any
 from simulator.arch.accelerator import Accelerator
 from simulator.engine import Timing
 from simulator.hardware.pe import PE_KINDS
-from simulator.hardware.pe_kinds import pe_kind
 from simulator.mapping.schedule import LayerMapping
 from simulator.workload.layer import Layer
 
@@ -114,8 +113,7 @@ def known_actions(kind: str) -> frozenset[str]:
     arithmetic, from its own ``actions``)."""
     if kind != "pe_array":
         return ACTIONS[kind]
-    from_kinds = {name for impl in PE_KINDS.names
-                  for name in pe_kind(impl).actions(1, 64, 1, 8, 8, 2)}
+    from_kinds = {name for impl in PE_KINDS.names for name in PE_KINDS.get(impl).action_names()}
     return ACTIONS["pe_array"] | from_kinds
 
 

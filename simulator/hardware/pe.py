@@ -106,6 +106,9 @@ class PEKind:
     #: unquantised layer into a different function
     must_declare: ClassVar[frozenset[str]] = frozenset()
     Params: ClassVar[type[BaseModel]] = _NoParams
+    #: the actions ``_arith_actions`` counts (known without building the kind: the energy
+    #: table's check reads them for every kind; tested equal to what each kind counts)
+    arith_action_names: ClassVar[frozenset[str]] = frozenset({"mac"})
 
     def __init__(self, name: str, params: BaseModel, **_: object) -> None:
         self.name = name
@@ -186,6 +189,11 @@ class PEKind:
     def _arith_actions(self, M: int, K: int, N: int, weight_bits: int,
                        act_bits: int) -> dict[str, int]:
         return {"mac": M * K * N}
+
+    @classmethod
+    def action_names(cls) -> frozenset[str]:
+        """Every action :meth:`actions` may count on this kind."""
+        return cls.arith_action_names | {"codebook_read"}
 
     def actions(self, M: int, K: int, N: int, weight_bits: int, act_bits: int,
                 codebook_size: int | None = None) -> dict[str, int]:

@@ -64,6 +64,8 @@ class ShiftPE(PEKind):
     Miyashita, Lee, Murmann, arXiv:1603.01025 (2016); INQ: Zhou et al., ICLR 2017.
     """
 
+    arith_action_names = frozenset({"shift_add"})
+
     citation = "Miyashita et al. arXiv:1603.01025 (2016); Zhou et al. (INQ), ICLR 2017"
     weight_schemes = frozenset({"pow2", "binary", "ternary"})
 
@@ -90,6 +92,8 @@ class XnorPE(PEKind):
     So K shrinks to ``ceil(K / word_bits)`` words. Rastegari et al., XNOR-Net, ECCV 2016;
     Umuroglu et al., FINN, FPGA 2017 (SIMD lanes of XNOR-popcount per PE).
     """
+
+    arith_action_names = frozenset({"xnor_popcount"})
 
     citation = "Rastegari et al. (XNOR-Net), ECCV 2016; Umuroglu et al. (FINN), FPGA 2017"
 
@@ -122,6 +126,8 @@ class TernaryPE(PEKind):
     One add/subtract per cycle, so cycles as ``mac``; a zero weight gates the adder (the
     sparsity model prices it). Li, Zhang, Liu, "Ternary Weight Networks", arXiv:1605.04711.
     """
+
+    arith_action_names = frozenset({"add_sub"})
 
     citation = "Li et al. (TWN), arXiv:1605.04711 (2016)"
     weight_schemes = frozenset({"ternary", "binary"})
@@ -159,6 +165,8 @@ class BitSerialPE(PEKind):
     TOPS/W unified deep neural network accelerator with 1b-to-16b fully-variable weight
     bit-precision", ISSCC 2018 (bit-serial weights).
     """
+
+    arith_action_names = frozenset({"bit_serial_step"})
 
     citation = "Judd et al. (Stripes), MICRO 2016; Lee et al. (UNPU), ISSCC 2018"
 
@@ -217,6 +225,8 @@ class BitFusionPE(PEKind):
     adder tree), so ``K' = ceil(K / F)``. Sharma et al., "Bit Fusion", ISCA 2018.
     """
 
+    arith_action_names = frozenset({"bitbrick"})
+
     citation = "Sharma et al. (Bit Fusion), ISCA 2018"
 
     def _problems(self, weight_bits: int, act_bits: int, weight_scheme: str,
@@ -248,6 +258,8 @@ class BfpPE(PEKind):
     Block Floating Point", NeurIPS 2018; Darvish Rouhani et al., "Pushing the Limits of Narrow
     Precision Inferencing at Cloud Scale with Microsoft Floating Point" (MSFP), NeurIPS 2020.
     """
+
+    arith_action_names = frozenset({"mantissa_mac", "exponent_align"})
 
     citation = "Drumond et al. NeurIPS 2018; Darvish Rouhani et al. (MSFP), NeurIPS 2020"
 
