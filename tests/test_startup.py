@@ -9,7 +9,12 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 from conftest import REPO
+from hypothesis import given
+from hypothesis import strategies as st
+
+from simulator.mapping.schedule import union_sorted
 
 HEAVY = ("numpy", "pydantic", "simpy", "pandas", "yaml", "rich", "click", "typer", "torch",
          "dask", "pyarrow", "matplotlib", "scipy")
@@ -50,3 +55,21 @@ def test_every_exported_name_resolves() -> None:
     for name in simulator.__all__:
         assert getattr(simulator, name) is not None, name
     assert set(simulator.__all__) <= set(dir(simulator))
+
+
+def test_a_simulation_does_not_import_numpy_ma() -> None:
+    """``np.unique`` / ``np.union1d`` import ``numpy.ma`` on first use (15-25 ms of a fresh
+    process's first ``simulate``); the tile grouping uses :func:`union_sorted` instead."""
+    code = ("from simulator import simulate, load_arch, load_workload\n"
+            "r = simulate(load_arch('arch_configs/scalesim_32x32_os.yaml'), "
+            "load_workload('workloads/networks/resnet50.yaml'))\n"
+            "import sys\nassert 'numpy.ma' not in sys.modules, 'numpy.ma'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+@given(st.lists(st.integers(-50, 50), max_size=30), st.lists(st.integers(-50, 50), max_size=30))
+def test_union_sorted_is_union1d(a: list[int], b: list[int]) -> None:
+    x, y = np.array(a, dtype=np.int64), np.array(b, dtype=np.int64)
+    got = union_sorted(x, y)
+    assert got.dtype == np.int64
+    assert got.tolist() == np.union1d(x, y).tolist()

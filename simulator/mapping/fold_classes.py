@@ -30,7 +30,7 @@ import numpy as np
 
 from simulator.mapping.nest import DIMS, Axis, FoldTable, Grid, Nest, OperandBytes, Storage
 from simulator.mapping.nest import fold_table as full_fold_table
-from simulator.mapping.schedule import TileSchedule
+from simulator.mapping.schedule import TileSchedule, union_sorted
 from simulator.mapping.tiles import TARGET_TILES
 
 #: Fewest iterations of the innermost loop for which classes are worth building.
@@ -209,7 +209,7 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
     raw = producer >= 0
     starts = np.arange(0, n_p, group, dtype=np.int64)
     if raw.any():  # a fold reading partial sums back starts a tile
-        starts = np.union1d(starts, first_piece[raw])
+        starts = union_sorted(starts, first_piece[raw])
     bounds = np.append(starts, n_p)
     # where every boundary falls: class, whole folds before it in the class, pieces into one
     row = np.searchsorted(first_piece, bounds, side="right") - 1

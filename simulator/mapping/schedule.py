@@ -153,6 +153,17 @@ def to_int(values: np.ndarray) -> np.ndarray:
     return np.diff(np.maximum(cum, 0), prepend=0)
 
 
+def union_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The sorted distinct values of two integer arrays (``np.union1d``'s result, without its
+    masked-array check: ``np.unique`` imports ``numpy.ma``, 15-25 ms on a process's first
+    call; ``tests/test_startup.py`` runs both)."""
+    both = np.concatenate([a, b]).astype(np.int64, copy=False)
+    both.sort()
+    keep = np.ones(len(both), dtype=bool)
+    keep[1:] = both[1:] != both[:-1]
+    return both[keep]
+
+
 def tile_starts(streams: list[tuple[np.ndarray, float]], n: int) -> np.ndarray:
     """Fold indices where a new tile starts: an operand stream crosses its tile capacity."""
     new = np.zeros(n, dtype=bool)

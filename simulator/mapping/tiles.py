@@ -29,7 +29,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from simulator.mapping.schedule import TileSchedule, to_int
+from simulator.mapping.schedule import TileSchedule, to_int, union_sorted
 
 #: Tiles per layer the grouping aims at when capacity allows coarser ones.
 TARGET_TILES = 12
@@ -109,7 +109,7 @@ def build_tiles(busy: np.ndarray, loads: Mapping[str, np.ndarray], stores: np.nd
         if math.isfinite(cap[b]) and cap[b] > 0 and largest > 0:
             group = min(group, max(1, int(cap[b] // (largest * (1 + 1e-12)))))
     raw = producer >= 0
-    starts = np.union1d(np.arange(0, n_p, group), first_piece[raw])
+    starts = union_sorted(np.arange(0, n_p, group), first_piece[raw])
     tile_of_piece = np.searchsorted(starts, np.arange(n_p), side="right") - 1
     ends = np.append(starts[1:], n_p) - 1
 
