@@ -214,8 +214,14 @@ def test_distinct_candidates_are_the_first_of_each_class() -> None:
                       ("is", {"M": 1, "K": 1, "N": 1}), ("ws", {"M": 64, "K": 64, "N": 64})):
         grid = systolic_grid(DATAFLOWS[df], 8, 8, shape)
         first = default_nest(grid, DATAFLOWS[df].outer, DATAFLOWS[df].inner)
-        all_o, all_t, total = _candidates(grid, first, True, distinct=False)
-        some_o, some_t, total2 = _candidates(grid, first, True)
+        all_o, all_t, total, all_mesh, all_of = _candidates(grid, first, True, distinct=False)
+        some_o, some_t, total2, mesh, mesh_of = _candidates(grid, first, True)
+        # each candidate's tile sizes are its mesh row's; the mesh is row 0 (the fixed
+        # order's sizes) and the distinct sizes of the rest, each used
+        for t, m, of in ((all_t, all_mesh, all_of), (some_t, mesh, mesh_of)):
+            assert (m[of] == t).all()
+            assert (m[0] == t[0]).all() and len(np.unique(m[1:], axis=0)) == len(m) - 1
+            assert sorted(set(of.tolist())) == list(range(len(m)))
         assert total == total2 == len(all_o)
         trivial = candidate_arrays(grid, all_o, all_t)["trivial"]
         seen: set[tuple[object, ...]] = set()

@@ -219,12 +219,18 @@ def _groups(items: Sequence[int], sizes: Sequence[int]) -> list[list[int]]:
 
 def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates]) -> list[Choice]:
     """:func:`_search` of problems of grids not seen before, their candidates stacked (the
-    level arrays derived for the candidates evaluated only)."""
+    level arrays derived for the candidates evaluated only). What depends on tile sizes
+    only (the :data:`Axes`, the fold and port cycles, the array-side energy, the lower
+    bound) is computed once per distinct tile sizes of a grid (``Candidates.mesh_of``) and
+    read by each candidate of them."""
     lengths = np.array([len(g.orders) for g in geos])
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    m_lengths = np.array([len(g.axes[0]) for g in geos])
+    m_starts = np.concatenate([[0], np.cumsum(m_lengths)[:-1]])
     orders = np.concatenate([g.orders for g in geos])
+    mesh_of = np.concatenate([g.mesh_of + m for g, m in zip(geos, m_starts, strict=True)])
     axes = [np.concatenate([g.axes[k] for g in geos]) for k in range(4)]
-    full = np.repeat(np.stack([g.axes[4] for g in geos]), lengths, axis=0)
+    sizes = np.stack([g.axes[4] for g in geos])
     ops = ("ifmap", "filter", "ofmap")
     buffers = per_gemm([{f"{x}_{op}": v for op in ops for x, v in (
         ("size", p.sizes[op]), ("dram", p.nbytes[op].dram), ("hold", p.nbytes[op].hold),
@@ -236,17 +242,18 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates]) -> list[Ch
     at_axes = {"folds": np.prod(positions, axis=1).astype(np.float64),
                "positions_f": positions.astype(np.float64), "n_f": n.astype(np.float64),
                "ext_f": ext.astype(np.float64)}
-    every = per_candidate(table, lengths)
-    port, own = callables(gemms, every, at_axes, starts, lengths)
+    every = per_candidate(table, m_lengths)  # per mesh row
+    port, own = callables(gemms, every, at_axes, m_starts, m_lengths)
 
     def evaluate(rows: np.ndarray) -> tuple[Traffic, np.ndarray, np.ndarray, np.ndarray,
                                             np.ndarray, np.ndarray]:
         """The exact estimate of candidates ``rows`` (ascending)."""
-        n_rows = np.bincount(np.searchsorted(starts, rows, side="right") - 1,
-                             minlength=len(problems))
+        of = np.searchsorted(starts, rows, side="right") - 1
+        n_rows = np.bincount(of, minlength=len(problems))
         at = np.concatenate([[0], np.cumsum(n_rows)[:-1]])
-        geo = level_arrays(orders[rows], axes[0][rows], axes[1][rows], axes[2][rows],
-                           axes[3][rows], full[rows])
+        m = mesh_of[rows]
+        geo = level_arrays(orders[rows], axes[0][m], axes[1][m], axes[2][m], axes[3][m],
+                           sizes[of])
         col = per_candidate(buffers, n_rows)
 
         def column(name: str) -> Any:  # one value per candidate, against the (n, 4) levels
@@ -258,20 +265,22 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates]) -> list[Ch
                      {op: column(f"capacity_{op}") for op in ops},
                      {op: column(f"half_{op}") for op in ops},
                      {op: col[f"resident_{op}"] > 0 for op in ops})
-        lat, energy, objective = estimate(per_candidate(table, n_rows), geo, tr, port[rows],
-                                          own[rows])
+        lat, energy, objective = estimate(per_candidate(table, n_rows), geo, tr, port[m],
+                                          own[m])
         return tr, lat, energy, objective, at, n_rows
 
     if all(p.ctx.distinct_candidates for p in problems) and \
             len(orders) > min(p.ctx.bound_above for p in problems):
-        # the estimate at the traffic floor (compulsory bytes, x _LOOSE), a lower bound
-        col = per_candidate(buffers, lengths)
+        # the estimate at the traffic floor (compulsory bytes, x _LOOSE), a lower bound,
+        # per mesh row (it depends on tile sizes only)
+        col = per_candidate(buffers, m_lengths)
         floor = {op: np.where(col[f"resident_{op}"] > 0, 0.0, col[f"size_{op}"] * col[
             f"{'final' if op == 'ofmap' else 'dram'}_{op}"] * _LOOSE) for op in ops}
         at_floor = Traffic({"ifmap": floor["ifmap"], "filter": floor["filter"],
-                            "psum": np.zeros(len(orders))}, floor["ofmap"], {}, {})
+                            "psum": np.zeros(len(axes[0]))}, floor["ofmap"], {}, {})
         _, _, bound = estimate(every, at_axes, at_floor, port, own)
-        rows = _survivors(bound, [_prunable(p) for p in problems], starts, lengths, evaluate)
+        rows = _survivors(bound[mesh_of], [_prunable(p) for p in problems], starts, lengths,
+                          evaluate)
     else:
         rows = np.arange(len(orders))
     tr, lat, energy, objective, at, n_rows = evaluate(rows)
