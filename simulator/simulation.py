@@ -37,6 +37,7 @@ from simulator.cost.actions import count_actions, leaky
 from simulator.cost.table import EnergyTable
 from simulator.cost.table_file import TableFiles, table_for
 from simulator.engine import run_tiles
+from simulator.errors import SimulatorError
 from simulator.mapping.options import BufferView, MappingContext, MappingCosts, SharedMemo
 from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
 from simulator.mapping.search import choose_all
@@ -170,6 +171,8 @@ class _Residency:
     base_key: str = ""
     hashes: MaskHashes = field(default_factory=MaskHashes)
     named: frozenset[str] = frozenset()
+    #: layers mapped ahead (:func:`_search_ahead`), by memo key, each used once
+    mapped: dict[object, LayerMapping] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.producers = self.workload.producers()
@@ -240,7 +243,8 @@ class _Residency:
             if hit is not None and (hit.result is not None or hit.weight_bytes > room):
                 return hit if hit.weight_bytes <= room else Outcome(None, hit.weight_bytes,
                                                                     hit.kept_bytes)
-        m = map_layer(layer, self.acc, seed, ctx, self.unit_costs)
+        ahead = self.mapped.pop(k, None) if k is not None else None
+        m = map_layer(layer, self.acc, seed, ctx, self.unit_costs) if ahead is None else ahead
         result = _result(layer, m, self.acc, 0) if m.weight_bytes <= room else None
         out = Outcome(result, m.weight_bytes, m.kept_bytes)
         if k is not None and self.cache is not None:
@@ -322,23 +326,26 @@ def simulate(arch: ArchConfig, workload: Workload,
 def _search_ahead(plan: _Residency) -> None:
     """Run the tiling searches of the network's distinct GEMMs in one stacked pass
     (:func:`~simulator.mapping.search.choose_all`) before the layers run, into the memo each
-    layer's own search then reads: an exact shortcut, since the memo is keyed by everything a
-    choice depends on and a layer whose context turns out different searches itself. Each
+    layer's own search then reads, and map those layers (``plan.mapped``, by the layer memo's
+    key: a layer whose key equals one mapped ahead takes its mapping, else maps itself): an
+    exact shortcut, since both memos are keyed by everything a choice or a mapping depends
+    on and a layer whose context turns out different searches and maps itself. Each
     layer's context is the residency plan's, walked ahead on a copy of its state that takes
     every output the plan keeps to be kept (what the mapping reports for a layer whose
     output is to stay: its bytes). Where: no ``preload`` residency (which pins weights by the
     mapped bytes), no placement rule (one PE array), and an array that offers its searches
-    (``search_problem``: the systolic arrays, for layers without masks or sparsity)."""
+    (``plan_layer``: the systolic arrays, for layers without masks or sparsity)."""
     acc = plan.acc
-    offer = getattr(acc.pe_array, "search_problem", None)
+    offer = getattr(acc.pe_array, "plan_layer", None)
+    finish = getattr(acc.pe_array, "map_plan", None)
     if acc.arch.residency.weights == "preload" or acc.placement is not None \
-            or offer is None or plan.cache is None:
+            or offer is None or finish is None or plan.cache is None:
         return
     ahead = copy.copy(plan)
     ahead.live = dict(plan.live)
     costs = None if plan.unit_costs is None else plan.unit_costs[next(iter(acc.units))]
     seen: set[tuple[object, ...]] = set()
-    problems = []
+    planned = []
     # without kept activations every GEMM's context is the first one's (nothing on chip)
     walk = acc.arch.residency.activations == "keep"
     fixed: tuple[MappingContext, tuple[object, ...]] | None = None
@@ -360,11 +367,16 @@ def _search_ahead(plan: _Residency) -> None:
             continue
         seen.add(k)
         unit_ctx = ctx if costs is None else dataclasses.replace(ctx, costs=costs)
-        problem = offer(layer, acc.buffers, plan.workload.seed, unit_ctx)
-        if problem is not None:
-            problems.append(problem)
-    if len(problems) > 1:
-        choose_all(problems)
+        gemm = offer(layer, acc.buffers, plan.workload.seed, unit_ctx)
+        if gemm is not None:
+            planned.append((k, gemm, unit_ctx))
+    if len(planned) > 1:
+        choose_all([g.problem for _, g, _ in planned])
+    for k, gemm, unit_ctx in planned:
+        try:
+            plan.mapped[k] = _strip_resident(finish(gemm), unit_ctx)
+        except SimulatorError:  # raised again, in layer order, when the layer is mapped
+            continue
 
 
 def _preload(nbytes: int, acc: Accelerator, table: EnergyTable) -> Preload:

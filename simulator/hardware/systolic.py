@@ -21,10 +21,15 @@ from simulator.mapping.dataflows import DATAFLOWS, Dataflow
 from simulator.mapping.operands import needs_sparse_view
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.rowstationary import Scratchpads, map_rs
-from simulator.mapping.schedule import MAX_FOLDS, Buffer, LayerMapping, check_size
-from simulator.mapping.search import Problem
+from simulator.mapping.schedule import (
+    MAX_FOLDS,
+    Buffer,
+    LayerMapping,
+    check_mappable,
+    check_size,
+)
 from simulator.mapping.sparsity import SparsityParams
-from simulator.mapping.systolic import STATIONARY, gemm_problem, map_gemm
+from simulator.mapping.systolic import STATIONARY, GemmPlan, map_gemm, map_planned, plan_gemm
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
@@ -102,25 +107,31 @@ class SystolicArray(ParamWidths):
                    "MAX_FOLDS")
         return map_gemm(layer, self, buffers, seed, ctx)
 
-    def search_problem(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
-                       ctx: MappingContext = DEFAULT_CONTEXT) -> Problem | None:
-        """The tiling search :meth:`map_layer` would run, for searching several layers at
-        once (:func:`simulator.mapping.search.choose_all`); ``None`` where the layer's own
-        mapping is the cheaper way: row-stationary (its search runs per pass candidate),
-        operands with masks or sparsity (deriving their view draws or reads the masks),
-        too many folds (the layer's mapping reports it) and a layer the PE cannot run
-        (likewise)."""
+    def plan_layer(self, layer: Layer, buffers: Mapping[str, Buffer], seed: int,
+                   ctx: MappingContext = DEFAULT_CONTEXT) -> GemmPlan | None:
+        """The first part of :meth:`map_layer` (operands, fold grid, tiling search problem;
+        :func:`simulator.mapping.systolic.plan_gemm`), for searching several layers at once
+        (:func:`simulator.mapping.search.choose_all`) and then finishing each
+        (:meth:`map_plan`); ``None`` where the layer's own mapping is the cheaper way:
+        row-stationary (its search runs per pass candidate), operands with masks or sparsity
+        (deriving their view draws or reads the masks), too many folds (the layer's mapping
+        reports it) and a layer the PE cannot run (likewise)."""
         if self.params.dataflow == "rs" or needs_sparse_view(layer, self.params.sparsity):
             return None
         df = self.dataflow
         size = {"M": layer.M, "K": layer.K, "N": layer.N}
-        if layer.count * -(-size[df.rows] // self.rows) * -(-size[df.cols] // self.cols) \
-                > MAX_FOLDS:
-            return None
         try:
-            return gemm_problem(layer, self, buffers, seed, ctx)
+            check_mappable(layer)
+            if layer.count * -(-size[df.rows] // self.rows) * -(-size[df.cols] // self.cols) \
+                    > MAX_FOLDS:
+                return None
+            return plan_gemm(layer, self, buffers, seed, ctx)
         except SimulatorError:  # raised again, in layer order, when the layer is mapped
             return None
+
+    def map_plan(self, plan: GemmPlan) -> LayerMapping:
+        """:meth:`map_layer` of a layer :meth:`plan_layer` planned (equal mappings)."""
+        return map_planned(plan)
 
     @property
     def scratchpads(self) -> Scratchpads:

@@ -55,8 +55,8 @@ from simulator.workload.layer import Layer
 
 #: The operand a dataflow keeps in the PEs (the other two move through the array).
 STATIONARY = {"ws": "filter", "is": "ifmap", "os": "psum"}
-__all__ = ["STATIONARY", "ArithmeticKind", "ArrayGeometry", "GemmView", "gemm_problem",
-           "map_gemm", "systolic_grid"]
+__all__ = ["STATIONARY", "ArithmeticKind", "ArrayGeometry", "GemmPlan", "GemmView",
+           "gemm_problem", "map_gemm", "map_planned", "plan_gemm", "systolic_grid"]
 
 
 class ArrayGeometry(PEGrid, Protocol):
@@ -78,9 +78,13 @@ def systolic_grid(df: Dataflow, rows: int, cols: int, size: Mapping[str, int]) -
 
 
 @dataclass(frozen=True, slots=True)
-class _Plan:
-    """A GEMM's operands and its tiling search, before the search has run."""
+class GemmPlan:
+    """A GEMM's operands and its tiling search, before the search has run (what
+    :func:`map_planned` finishes; :func:`plan_gemm`)."""
 
+    layer: Layer
+    array: ArrayGeometry
+    ctx: MappingContext
     p: Prepared
     problem: Problem
     bufs: Mapping[str, Buffer]
@@ -90,8 +94,11 @@ class _Plan:
     lanes: Mapping[str, int]
 
 
-def _plan(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer], seed: int,
-          ctx: MappingContext) -> _Plan:
+def plan_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
+              seed: int = 0, ctx: MappingContext = DEFAULT_CONTEXT) -> GemmPlan:
+    """The first part of :func:`map_gemm`: ``layer``'s operands, fold grid and tiling search
+    problem (to search several layers at once, :func:`~simulator.mapping.search.choose_all`,
+    whose memo :func:`map_planned` then reads)."""
     df = array.dataflow
     p = prepare(layer, array, seed)
     bits, pack = p.bits, p.pack
@@ -141,14 +148,13 @@ def _plan(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer], see
                       {op: bufs[op].capacity_bytes for op in elems},
                       {op: bufs[op].tile_bytes for op in elems},
                       {op: word[op] / 8 for op in elems}, ctx, first, key)
-    return _Plan(p, problem, bufs, port_bits, ports, base, lanes)
+    return GemmPlan(layer, array, ctx, p, problem, bufs, port_bits, ports, base, lanes)
 
 
 def gemm_problem(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
                  seed: int = 0, ctx: MappingContext = DEFAULT_CONTEXT) -> Problem:
-    """The tiling search :func:`map_gemm` runs for ``layer`` (to search several layers at
-    once, :func:`~simulator.mapping.search.choose_all`, whose memo ``map_gemm`` then reads)."""
-    return _plan(layer, array, buffers, seed, ctx).problem
+    """The tiling search :func:`map_gemm` runs for ``layer``."""
+    return plan_gemm(layer, array, buffers, seed, ctx).problem
 
 
 def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
@@ -160,8 +166,13 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
     ``ctx`` brings the architecture's mapping options, the search's prices, the operands
     already on chip and the buffer capacity left for this layer.
     """
+    return map_planned(plan_gemm(layer, array, buffers, seed, ctx))
+
+
+def map_planned(plan: GemmPlan) -> LayerMapping:
+    """The rest of :func:`map_gemm`: the search (or its memo), fold table, tiles, counts."""
+    layer, array, ctx = plan.layer, plan.array, plan.ctx
     df, kind = array.dataflow, array.kind
-    plan = _plan(layer, array, buffers, seed, ctx)
     p, problem = plan.p, plan.problem
     sv, work_layer, bits, pack = p.sv, p.work, p.bits, p.pack
     scale = p.view.stream_cycles_per_value
