@@ -337,7 +337,7 @@ def _search_ahead(plan: _Residency) -> None:
     (``plan_layer``: the systolic arrays, for layers without masks or sparsity)."""
     acc = plan.acc
     offer = getattr(acc.pe_array, "plan_layer", None)
-    finish = getattr(acc.pe_array, "map_plan", None)
+    finish = getattr(acc.pe_array, "map_plans", None)
     if acc.arch.residency.weights == "preload" or acc.placement is not None \
             or offer is None or finish is None or plan.cache is None:
         return
@@ -372,11 +372,12 @@ def _search_ahead(plan: _Residency) -> None:
             planned.append((k, gemm, unit_ctx))
     if len(planned) > 1:
         choose_all([g.problem for _, g, _ in planned])
-    for k, gemm, unit_ctx in planned:
-        try:
-            plan.mapped[k] = _strip_resident(finish(gemm), unit_ctx)
-        except SimulatorError:  # raised again, in layer order, when the layer is mapped
-            continue
+    try:
+        mapped = finish([g for _, g, _ in planned])
+    except SimulatorError:  # raised again, in layer order, when the layer is mapped
+        return
+    for (k, _, unit_ctx), m in zip(planned, mapped, strict=True):
+        plan.mapped[k] = _strip_resident(m, unit_ctx)
 
 
 def _preload(nbytes: int, acc: Accelerator, table: EnergyTable) -> Preload:

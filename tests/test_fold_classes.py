@@ -17,7 +17,8 @@ from simulator import parse_arch
 from simulator.arch.accelerator import build
 from simulator.cost.table_file import table_for
 from simulator.engine import run_tiles
-from simulator.mapping.options import MappingContext
+from simulator.mapping.options import BufferView, MappingContext
+from simulator.mapping.systolic import map_planned_all, plan_gemm
 from simulator.simulation import map_layer, mapping_costs
 from simulator.workload.layer import Operand
 
@@ -95,3 +96,31 @@ def test_spilled_partial_sums_keep_their_order(repo):
     acc, fast, slow = both(parse_arch(raw), layer)
     assert (fast.tiles.psum_after >= 0).sum() > 100
     assert_same_mapping(acc, fast, slow)
+
+
+@settings(max_examples=60, deadline=None)
+@given(cases(), st.lists(st.tuples(st.integers(1, 90), st.integers(1, 90), st.integers(1, 90),
+                                   st.sampled_from([1, 1, 3]), st.booleans(), st.booleans(),
+                                   st.sampled_from([1.0, 0.5, 0.05])),
+                         min_size=1, max_size=5))
+def test_many_layers_at_once_equal_one_at_a_time(case, shapes):
+    """map_planned_all (the tiles of every layer's fold classes built in one call, each with
+    its own buffer room, residency and groups) equals mapping each layer alone."""
+    arch, _ = case
+    acc = build(arch)
+    base = MappingContext(params=arch.mapping, memo={},
+                          costs=mapping_costs(table_for(arch, acc), acc))
+    plans, alone = [], []
+    for i, (M, K, N, count, resident, keep, room) in enumerate(shapes):
+        layer = make_layer(M, K, N, count=count, name=f"g{i}")
+        views = {b: BufferView(buf.capacity_bytes * room, buf.capacity_bytes * room / buf.slots,
+                               buf.bits_per_cycle, buf.params.word_bits)
+                 for b, buf in acc.buffers.items()}
+        ctx = dataclasses.replace(base, resident=frozenset({"ifmap"} if resident else ()),
+                                  keep_output=keep, buffers=views)
+        plans.append(plan_gemm(layer, acc.pe_array, acc.buffers, 0, ctx))
+        alone.append(acc.pe_array.map_layer(layer, acc.buffers, 0, ctx))
+    together = map_planned_all(plans)
+    assert len(together) == len(alone)
+    for fast, slow in zip(together, alone, strict=True):
+        assert_same_mapping(acc, fast, slow)

@@ -7,7 +7,7 @@ against its output (reference/scalesim.md and tests/golden/scalesim/).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -29,7 +29,7 @@ from simulator.mapping.schedule import (
     check_size,
 )
 from simulator.mapping.sparsity import SparsityParams
-from simulator.mapping.systolic import STATIONARY, GemmPlan, map_gemm, map_planned, plan_gemm
+from simulator.mapping.systolic import STATIONARY, GemmPlan, map_gemm, map_planned_all, plan_gemm
 from simulator.registry import ParamsModel
 from simulator.workload.layer import Layer
 
@@ -129,9 +129,10 @@ class SystolicArray(ParamWidths):
         except SimulatorError:  # raised again, in layer order, when the layer is mapped
             return None
 
-    def map_plan(self, plan: GemmPlan) -> LayerMapping:
-        """:meth:`map_layer` of a layer :meth:`plan_layer` planned (equal mappings)."""
-        return map_planned(plan)
+    def map_plans(self, plans: Sequence[GemmPlan]) -> list[LayerMapping]:
+        """:meth:`map_layer` of layers :meth:`plan_layer` planned, all at once (equal
+        mappings; :func:`simulator.mapping.systolic.map_planned_all`)."""
+        return map_planned_all(plans)
 
     @property
     def scratchpads(self) -> Scratchpads:

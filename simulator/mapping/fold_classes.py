@@ -9,6 +9,8 @@ one middle, last) and gives each row its multiplicity (``n - 2`` for the middle 
 :func:`build_tiles_classes` then groups the classes into exactly the tiles that
 :func:`~simulator.mapping.tiles.build_tiles` builds from every fold, with per-tile sums in
 closed form (prefix sums over the classes' pieces). Cost: O(classes + tiles), not O(folds).
+:func:`build_tiles_segments` does it for several layers' tables in one pass (the layers a
+simulation maps ahead, :func:`simulator.simulation.simulate`), each getting its own tiles.
 
 **When it applies** (else the caller uses every fold, the long way): the innermost non-trivial
 loop is either the innermost within-tile loop over a tile's units (each tile's units become
@@ -23,6 +25,7 @@ cycles and counts on random layers and nests.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import math
 from collections.abc import Callable, Mapping
 
@@ -104,13 +107,10 @@ def _within_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
     return (ft, mult) if _raw_ok(ft, mult, d) else None
 
 
-def _to_int_cum(cum: np.ndarray) -> np.ndarray:
-    """:func:`~simulator.mapping.schedule.to_int` given the running sums themselves (along
-    the last axis: several rows at once, each as alone)."""
-    c = np.maximum(np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64), 0)
-    out = c.copy()
-    out[..., 1:] -= c[..., :-1]
-    return out
+def _whole_bytes(cum: np.ndarray) -> np.ndarray:
+    """:func:`~simulator.mapping.schedule.to_int`'s rounding of running sums themselves:
+    whole bytes (or cycles) up to each one."""
+    return np.maximum(np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64), 0)
 
 
 def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
@@ -121,24 +121,40 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
     ``mult[r]`` consecutive identical folds; ``producer``: the row whose stores a row's
     partial-sum loads read, both single folds), in closed form. The piece rules are that
     function's, per class; the grouping the same."""
+    return build_tiles_segments(busy, loads, stores, producer, mult,
+                                {b: np.array([c], dtype=np.float64) for b, c in capacity.items()},
+                                head, tail, store_tail, np.array([len(busy)]))[0]
+
+
+def build_tiles_segments(busy: np.ndarray, loads: Mapping[str, np.ndarray],
+                         stores: np.ndarray, producer: np.ndarray, mult: np.ndarray,
+                         capacity: Mapping[str, np.ndarray], head: Mapping[str, np.ndarray],
+                         tail: np.ndarray, store_tail: np.ndarray, rows: np.ndarray
+                         ) -> list[TileSchedule]:
+    """:func:`build_tiles_classes` of several layers' class tables at once (``rows[s]`` rows
+    each, one table after another; ``producer`` indexes the stacked rows; ``capacity``: each
+    buffer's room per table): every table gets exactly the tiles it gets alone, since every
+    step is elementwise per row, each table's grouping is its own and its running sums
+    start at its first row (``tests/test_fold_classes.py`` runs both)."""
+    seg_lo = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
     margin = {"ifmap": 1.0, "filter": 1.0, "ofmap": 2.0}
-    cap = {b: capacity[b] - margin[b] if capacity[b] > 2 * margin[b] else capacity[b]
-           for b in margin}
+    cap_s = {b: np.where(capacity[b] > 2 * margin[b], capacity[b] - margin[b], capacity[b])
+             for b in margin}
+    cap = {b: np.repeat(c, rows) for b, c in cap_s.items()}  # per row
     h = {op: np.minimum(head[op], loads[op]) for op in loads}
     st = np.minimum(store_tail, stores)
     buffer_of = {"ifmap": "ifmap", "filter": "filter", "psum": "ofmap"}
     whole, need = {}, {}
 
-    for op, b in (("ifmap", "ifmap"), ("filter", "filter")):
-        whole[op] = h[op] <= cap[b] / 2
-        with np.errstate(divide="ignore", invalid="ignore"):  # a buffer with no room left
+    with np.errstate(divide="ignore", invalid="ignore"):  # a buffer with no room left
+        for op, b in (("ifmap", "ifmap"), ("filter", "filter")):
+            whole[op] = h[op] <= cap[b] / 2
             need[op] = np.where(whole[op], (loads[op] - h[op]) /
                                 np.maximum(cap[b] - h[op], 1e-9), loads[op] / cap[b])
-    edge = np.maximum(h["psum"], st)
-    whole["psum"] = edge <= cap["ofmap"] / 2
-    rest_o = loads["psum"] - h["psum"] + stores - st
-    total_o = loads["psum"] + stores
-    with np.errstate(divide="ignore", invalid="ignore"):  # a buffer with no room left
+        edge = np.maximum(h["psum"], st)
+        whole["psum"] = edge <= cap["ofmap"] / 2
+        rest_o = loads["psum"] - h["psum"] + stores - st
+        total_o = loads["psum"] + stores
         need["psum"] = np.where(
             whole["psum"], np.where(total_o <= cap["ofmap"], total_o / cap["ofmap"],
                                     np.maximum(rest_o / np.maximum(cap["ofmap"] - edge, 1e-9),
@@ -147,8 +163,9 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
     p = np.ones(len(busy), dtype=np.int64)
     for op, ratio in need.items():
         c = cap[buffer_of[op]]
-        if math.isfinite(c) and c > 0:
-            p = np.maximum(p, np.ceil(ratio - 1e-9).astype(np.int64))
+        ok = np.isfinite(c) & (c > 0)
+        p = np.where(ok, np.maximum(p, np.ceil(np.where(ok, ratio, 1.0) - 1e-9)
+                                    .astype(np.int64)), p)
     share = 1.0 / p
     tl = np.where(whole["ifmap"] & whole["filter"] & whole["psum"], np.minimum(tail, busy), busy)
     rest_c = busy - tl
@@ -156,18 +173,18 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
 
     every = np.arange(len(busy))
 
-    def at(rows: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
-        """Gather per-class values at ``rows`` (all classes in order: no copy)."""
-        return (lambda a: a) if rows is every else (lambda a: a[rows])
+    def at(idx: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
+        """Gather per-class values at ``idx`` (all classes in order: no copy)."""
+        return (lambda a: a) if idx is every else (lambda a: a[idx])
 
-    def piece(k: np.ndarray, rows: np.ndarray, ends: bool = True) -> dict[str, np.ndarray]:
-        """Piece ``k[i]`` of a fold of class ``rows[i]``, as build_tiles computes it (``ends``:
+    def piece(k: np.ndarray, idx: np.ndarray, ends: bool = True) -> dict[str, np.ndarray]:
+        """Piece ``k[i]`` of a fold of class ``idx[i]``, as build_tiles computes it (``ends``:
         also its busy cycles, head and tail, else the bytes only)."""
-        g = at(rows)
+        g = at(idx)
         pr, sh = g(p), g(share)
         first, last = k == 0, k == pr - 1
         out = {"busy": g(q) + (k < g(rr)) + np.where(last, g(tl), 0)} if ends else {}
-        hd = np.zeros(len(rows))
+        hd = np.zeros(len(idx))
         for op, v in loads.items():
             hr, keep = g(h[op]), g(whole[op])
             hp = np.where(keep, np.where(first, hr, 0.0), hr * sh)
@@ -181,9 +198,9 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
             out.update(head=hd, st=p_st, tail=np.where(last, g(tl), 0))
         return out
 
-    def prefix(x: np.ndarray, rows: np.ndarray) -> dict[str, np.ndarray]:
-        """Sums over the first ``x`` pieces (``0 <= x <= p``) of one fold of class ``rows``."""
-        g = at(rows)
+    def prefix(x: np.ndarray, idx: np.ndarray) -> dict[str, np.ndarray]:
+        """Sums over the first ``x`` pieces (``0 <= x <= p``) of one fold of class ``idx``."""
+        g = at(idx)
         sh, full = g(share), x == g(p)
         out = {"busy": x * g(q) + np.minimum(x, g(rr)) + np.where(full, g(tl), 0)}
         for op, v in loads.items():
@@ -195,57 +212,80 @@ def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
             g(whole["psum"]), np.where(full, s_r, 0.0), x * (s_r * sh))
         return out
 
-    n_p = int((mult * p).sum())
-    group = max(1, -(-n_p // TARGET_TILES))
+    mp = mult * p
+    n_p = np.add.reduceat(mp, seg_lo)
     # the first, second and last piece of every class at once (rows of a (3, classes) array:
-    # elementwise the same arithmetic as one call each)
+    # elementwise the same arithmetic as one call each); each table's largest
     ends = piece(np.stack([np.zeros_like(p), np.minimum(1, p - 1), p - 1]), every, False)
-    for b in ("ifmap", "filter", "ofmap"):
-        largest = float((ends["psum"] + ends["stores"] if b == "ofmap" else ends[b]).max()
-                        ) if len(p) else 0.0
-        if math.isfinite(cap[b]) and cap[b] > 0 and largest > 0:
-            group = min(group, max(1, int(cap[b] // (largest * (1 + 1e-12)))))
-    first_piece = np.cumsum(mult * p) - mult * p
+    largest = {b: np.maximum.reduceat((ends["psum"] + ends["stores"] if b == "ofmap"
+                                       else ends[b]).max(axis=0), seg_lo).tolist()
+               for b in ("ifmap", "filter", "ofmap")}
+    first_piece = np.cumsum(mp) - mp
+    off = first_piece[seg_lo]
+    parts = []
+    for s, n in enumerate(n_p.tolist()):
+        group = max(1, -(-n // TARGET_TILES))
+        for b in ("ifmap", "filter", "ofmap"):
+            room, big = float(cap_s[b][s]), largest[b][s]
+            if math.isfinite(room) and room > 0 and big > 0:
+                group = min(group, max(1, int(room // (big * (1 + 1e-12)))))
+        parts.append(np.arange(0, n, group, dtype=np.int64) + off[s])
+    starts = np.concatenate(parts)
     raw = producer >= 0
-    starts = np.arange(0, n_p, group, dtype=np.int64)
     if raw.any():  # a fold reading partial sums back starts a tile
         starts = union_sorted(starts, first_piece[raw])
-    bounds = np.append(starts, n_p)
-    # where every boundary falls: class, whole folds before it in the class, pieces into one
-    row = np.searchsorted(first_piece, bounds, side="right") - 1
-    j = bounds - first_piece[row]
+    stops = np.append(starts[1:], int(mp.sum()))
+    # where every tile starts and stops: class, whole folds before it in the class, pieces
+    # into one (a stop in its tile's table: the end of the class before, where it falls on
+    # a class's start)
+    row = np.concatenate([np.searchsorted(first_piece, starts, side="right"),
+                          np.searchsorted(first_piece, stops, side="left")]) - 1
+    j = np.concatenate([starts, stops]) - first_piece[row]
     whole_folds, x = j // p[row], j % p[row]
-    # one fold of every class whole, and the pieces into one before each boundary, in one
+    # one fold of every class whole, and the pieces into one at each start and stop, in one
     # call (elementwise the same arithmetic as two)
-    n_c = len(p)
+    n_c, n_t = len(p), len(starts)
     both = prefix(np.concatenate([p, x]), np.concatenate([every, row]))
-    fold_sum = {k: v[:n_c] for k, v in both.items()}
-    within = {k: v[n_c:] for k, v in both.items()}
-    cum_rows = {k: np.concatenate([[0], np.cumsum(v * mult)]) for k, v in fold_sum.items()}
-    cum = {k: cum_rows[k][row] + whole_folds * fold_sum[k][row] + within[k] for k in fold_sum}
-    t_busy = np.diff(cum["busy"]).astype(np.int64)
-    names = [*loads, "stores"]
-    ints = _to_int_cum(np.stack([cum[k][1:] for k in names]))
-    t_loads = {k: ints[i] for i, k in enumerate(names) if k != "stores"}
-    t_store = ints[-1]
-    all_loads = t_loads["ifmap"] + t_loads["filter"] + t_loads["psum"]
+    names = ["busy", *loads, "stores"]
+    ints = {}
+    for k in names:
+        fold_sum, within = both[k][:n_c], both[k][n_c:]
+        per = fold_sum * mult
+        before = np.zeros_like(per)  # a class's table's running sum up to it
+        for lo, n in zip(seg_lo.tolist(), rows.tolist(), strict=True):
+            if n > 1:
+                before[lo + 1:lo + n] = np.cumsum(per[lo:lo + n - 1])
+        cum = before[row] + whole_folds * fold_sum[row] + within
+        ints[k] = (cum[n_t:] - cum[:n_t]).astype(np.int64) if k == "busy" else \
+            _whole_bytes(cum[n_t:]) - _whole_bytes(cum[:n_t])
+    all_loads = ints["ifmap"] + ints["filter"] + ints["psum"]
     # the first piece of every tile and its last (one call for both)
-    last_idx = bounds[1:] - 1
+    last_idx = stops - 1
     e_row = np.searchsorted(first_piece, last_idx, side="right") - 1
-    n_t = len(last_idx)
-    ends_t = piece(np.concatenate([x[:-1], (last_idx - first_piece[e_row]) % p[e_row]]),
-                   np.concatenate([row[:-1], e_row]))
+    ends_t = piece(np.concatenate([x[:n_t], (last_idx - first_piece[e_row]) % p[e_row]]),
+                   np.concatenate([row[:n_t], e_row]))
     first_of = {k: v[:n_t] for k, v in ends_t.items()}
     last_of = {k: v[n_t:] for k, v in ends_t.items()}
-    return TileSchedule(
-        busy_cycles=t_busy, ifmap_load_bytes=t_loads["ifmap"],
-        filter_load_bytes=t_loads["filter"], psum_load_bytes=t_loads["psum"],
-        store_bytes=t_store,
+    t_lo = np.searchsorted(starts, off)
+    after = _after(starts, first_piece, mp, producer)
+    after = np.where(after >= 0, after - t_lo[np.searchsorted(off, starts, side="right") - 1],
+                     -1)
+    schedule = TileSchedule(
+        busy_cycles=ints["busy"], ifmap_load_bytes=ints["ifmap"],
+        filter_load_bytes=ints["filter"], psum_load_bytes=ints["psum"],
+        store_bytes=ints["stores"],
         head_load_bytes=np.minimum(all_loads, np.ceil(first_of["head"] - 1e-9)
                                    .astype(np.int64)),
-        tail_cycles=np.minimum(t_busy, last_of["tail"]),
-        store_tail_bytes=np.minimum(t_store, np.ceil(last_of["st"] - 1e-9).astype(np.int64)),
-        psum_after=_after(starts, first_piece, mult * p, producer))
+        tail_cycles=np.minimum(ints["busy"], last_of["tail"]),
+        store_tail_bytes=np.minimum(ints["stores"], np.ceil(last_of["st"] - 1e-9)
+                                    .astype(np.int64)),
+        psum_after=after)
+    if len(rows) == 1:
+        return [schedule]
+    bounds = np.append(t_lo, n_t).tolist()
+    return [TileSchedule(**{f.name: getattr(schedule, f.name)[a:b]
+                            for f in dataclasses.fields(TileSchedule)})
+            for a, b in itertools.pairwise(bounds)]
 
 
 def _after(starts: np.ndarray, first_piece: np.ndarray, pieces: np.ndarray,

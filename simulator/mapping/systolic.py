@@ -22,8 +22,8 @@ tiles for the engine by :mod:`simulator.mapping.tiles`.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
@@ -31,8 +31,16 @@ import numpy as np
 from simulator.mapping.candidates import default_nest
 from simulator.mapping.dataflows import Dataflow
 from simulator.mapping.estimate import ArrayModel
-from simulator.mapping.fold_classes import build_tiles_classes, fold_classes
-from simulator.mapping.nest import DIMS, OPERAND_DIMS, Axis, Grid, OperandBytes, fold_table
+from simulator.mapping.fold_classes import build_tiles_segments, fold_classes
+from simulator.mapping.nest import (
+    DIMS,
+    OPERAND_DIMS,
+    Axis,
+    FoldTable,
+    Grid,
+    OperandBytes,
+    fold_table,
+)
 from simulator.mapping.operands import (
     ArithmeticKind,
     GemmView,
@@ -47,8 +55,8 @@ from simulator.mapping.operands import (
 )
 from simulator.mapping.options import DEFAULT_CONTEXT, MappingContext
 from simulator.mapping.precision import fold_stream_cycles, precision_notes
-from simulator.mapping.schedule import Buffer, LayerMapping, chunks
-from simulator.mapping.search import Problem, choose_all
+from simulator.mapping.schedule import Buffer, LayerMapping, TileSchedule, chunks
+from simulator.mapping.search import Choice, Problem, choose_all
 from simulator.mapping.sparsity import lane_work
 from simulator.mapping.tiles import build_tiles
 from simulator.workload.layer import Layer
@@ -56,7 +64,8 @@ from simulator.workload.layer import Layer
 #: The operand a dataflow keeps in the PEs (the other two move through the array).
 STATIONARY = {"ws": "filter", "is": "ifmap", "os": "psum"}
 __all__ = ["STATIONARY", "ArithmeticKind", "ArrayGeometry", "GemmPlan", "GemmView",
-           "gemm_problem", "map_gemm", "map_planned", "plan_gemm", "systolic_grid"]
+           "gemm_problem", "map_gemm", "map_planned", "map_planned_all", "plan_gemm",
+           "systolic_grid"]
 
 
 class ArrayGeometry(PEGrid, Protocol):
@@ -171,8 +180,55 @@ def map_gemm(layer: Layer, array: ArrayGeometry, buffers: Mapping[str, Buffer],
 
 def map_planned(plan: GemmPlan) -> LayerMapping:
     """The rest of :func:`map_gemm`: the search (or its memo), fold table, tiles, counts."""
+    return map_planned_all([plan])[0]
+
+
+def map_planned_all(plans: Sequence[GemmPlan]) -> list[LayerMapping]:
+    """:func:`map_planned` of each plan, the tiles of those built from fold classes grouped
+    in one call for all (:func:`~simulator.mapping.fold_classes.build_tiles_segments`:
+    each gets exactly its own tiles)."""
+    staged = [_stage(plan, choice) for plan, choice in
+              zip(plans, choose_all([plan.problem for plan in plans]), strict=True)]
+    batch = [s for s in staged if s.rows is not None]
+    if batch:
+        rows = [s.rows for s in batch if s.rows is not None]
+        lengths = np.array([len(r["busy"]) for r in rows])
+        shift = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+        cat = {k: np.concatenate([r[k] for r in rows]) for k in rows[0] if k != "producer"}
+        producer = np.concatenate([np.where(r["producer"] >= 0, r["producer"] + o, -1)
+                                   for r, o in zip(rows, shift.tolist(), strict=True)])
+        ops = ("ifmap", "filter", "psum")
+        built = build_tiles_segments(
+            cat["busy"], {op: cat[op] for op in ops}, cat["stores"], producer, cat["mult"],
+            {b: np.array([s.capacity[b] for s in batch], dtype=np.float64)
+             for b in ("ifmap", "filter", "ofmap")},
+            {op: cat[f"head_{op}"] for op in ops}, cat["tail"], cat["store_tail"], lengths)
+        for s, t in zip(batch, built, strict=True):
+            s.tiles = t
+    return [_finish(s) for s in staged]
+
+
+@dataclass(slots=True)
+class _Staged:
+    """A GEMM between its fold table and its tiles (:func:`map_planned_all`): the tiles, or
+    the per-fold-class rows they are to be built from (``rows``: busy cycles, loads, stores,
+    producers, multiplicities, heads and tails; ``capacity``: each buffer's tile room)."""
+
+    plan: GemmPlan
+    choice: Choice
+    ft: FoldTable
+    w: np.ndarray
+    reads_o: np.ndarray
+    compute: int
+    imbalance: float
+    tiles: TileSchedule | None = None
+    rows: dict[str, np.ndarray] | None = None
+    capacity: Mapping[str, float] = field(default_factory=dict)
+
+
+def _stage(plan: GemmPlan, choice: Choice) -> _Staged:
     layer, array, ctx = plan.layer, plan.array, plan.ctx
-    df, kind = array.dataflow, array.kind
+    df = array.dataflow
     p, problem = plan.p, plan.problem
     sv, work_layer, bits, pack = p.sv, p.work, p.bits, p.pack
     scale = p.view.stream_cycles_per_value
@@ -181,11 +237,10 @@ def map_planned(plan: GemmPlan) -> LayerMapping:
     grid, nbytes, elems = problem.grid, problem.nbytes, problem.sizes
     bufs, port_bits, ports, base, lanes = plan.bufs, plan.port_bits, plan.ports, plan.base, \
         plan.lanes
-    choice = choose_all([problem])[0]
 
     skipping = sv is not None and (sv.skip_act is not None or sv.skip_weight is not None)
-    classes = (fold_classes(grid, choice.nest, choice.storage, nbytes)
-               if ctx.fold_classes and not skipping and p.filter_cycles is None else None)
+    by_class = ctx.fold_classes and not skipping and p.filter_cycles is None
+    classes = fold_classes(grid, choice.nest, choice.storage, nbytes) if by_class else None
     ft, mult = classes if classes is not None else (
         fold_table(grid, choice.nest, choice.storage, nbytes), None)
     w = mult if mult is not None else np.ones(ft.n_folds, dtype=np.int64)  # folds per row
@@ -246,14 +301,27 @@ def map_planned(plan: GemmPlan) -> LayerMapping:
     capacity = {op: bufs[op].tile_bytes for op in elems}
     heads = {k: np.tile(v, g) for k, v in head.items()}
     store_tail = np.tile(ft.stores * share["ofmap"], g)
-    if mult is None:
-        tiles = build_tiles(busy, loads, np.tile(ft.stores, g),
-                            np.where(prod >= 0, prod + offsets, -1), capacity,
-                            head=heads, tail=tail, store_tail=store_tail)
-    else:
-        tiles = build_tiles_classes(busy, loads, np.tile(ft.stores, g),
-                                    np.where(prod >= 0, prod + offsets, -1), wg, capacity,
-                                    heads, tail, store_tail)
+    staged = _Staged(plan, choice, ft, w, reads_o, compute, imbalance)
+    if not by_class:  # fold by fold, the long way
+        staged.tiles = build_tiles(busy, loads, np.tile(ft.stores, g),
+                                   np.where(prod >= 0, prod + offsets, -1), capacity,
+                                   head=heads, tail=tail, store_tail=store_tail)
+        return staged
+    staged.rows = {"busy": busy, **loads, "stores": np.tile(ft.stores, g),
+                   "producer": np.where(prod >= 0, prod + offsets, -1), "mult": wg,
+                   **{f"head_{k}": v for k, v in heads.items()}, "tail": tail,
+                   "store_tail": store_tail}
+    staged.capacity = capacity
+    return staged
+
+
+def _finish(s: _Staged) -> LayerMapping:
+    """A staged GEMM's mapping, from its tiles: counts, efficiency, notes."""
+    assert s.tiles is not None
+    plan, choice, ft, w, reads_o, tiles = s.plan, s.choice, s.ft, s.w, s.reads_o, s.tiles
+    layer, array, ctx, p = plan.layer, plan.array, plan.ctx, plan.p
+    df, kind, sv, bits, pack = array.dataflow, array.kind, p.sv, p.bits, p.pack
+    g, grid, ext = layer.count, plan.problem.grid, ft.extent
     folds = g * int(w.sum())
     used = int((ext[df.rows] * ext[df.cols] * w).sum()) * g
     # a packed kind's view holds K' = ceil(K / pack) words: SRAM reads count the elements
@@ -269,10 +337,10 @@ def map_planned(plan: GemmPlan) -> LayerMapping:
         **sparsity_counts(p), **arith_counts(p, kind),
     }
     return LayerMapping(
-        layer, array.name, tiles, compute_cycles=compute, folds=folds,
+        layer, array.name, tiles, compute_cycles=s.compute, folds=folds,
         mapping_efficiency=used / (folds * array.n_pes), counts=counts,
         weight_density=sv.weight_density if sv else 1.0,
-        act_density=sv.act_density if sv else 1.0, load_imbalance=imbalance,
+        act_density=sv.act_density if sv else 1.0, load_imbalance=s.imbalance,
         macs_per_pe_per_cycle=pe_rate(p, kind),
         notes=tuple(precision_notes(layer, kind.serial_weights, kind.kind,
                                     p.filter_cycles is not None, bool(p.block))),
