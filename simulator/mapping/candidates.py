@@ -163,6 +163,9 @@ def _first_of_class() -> np.ndarray:
 
 
 _FIRST_OF_CLASS = _first_of_class()
+#: :data:`~.nest.ORDERS` as dimension indices
+_ORDER_INDEX = np.array([[DIM_INDEX[d] for d in o] for o in ORDERS])
+_ORDER_INDEX.flags.writeable = False
 
 
 def _candidates(grid: Grid, first: Nest, search: bool, distinct: bool = True
@@ -184,7 +187,7 @@ def _candidates(grid: Grid, first: Nest, search: bool, distinct: bool = True
     axes = [grid.axes[d] for d in DIMS]
     totals = [a.size if a.streamed else a.n_units for a in axes]
     choices = [tile_choices(t) for t in totals]
-    orders = np.array([[DIM_INDEX[d] for d in o] for o in ORDERS])
+    orders = _ORDER_INDEX
     if not distinct:
         mesh = np.stack(np.meshgrid(*choices, indexing="ij"), axis=-1).reshape(-1, 3)
         total = 1 + len(orders) * len(mesh)
@@ -201,7 +204,10 @@ def _candidates(grid: Grid, first: Nest, search: bool, distinct: bool = True
     mesh = cube.reshape(-1, 3)
     total = 1 + len(orders) * len(mesh)
     spans = [a.streamed or int(a.units.sum()) == a.size for a in axes]  # type: ignore[union-attr]
-    pattern = sum((mesh[:, j] >= totals[j]) * (1 << j) * spans[j] for j in range(3))
+    # each mesh row's trivial dimensions as bits, from each dimension's choices broadcast
+    # as the mesh is (mesh[:, j] is choices[j] along axis j)
+    bit = [(choices[j] >= totals[j]) * ((1 << j) * spans[j]) for j in range(3)]
+    pattern = (bit[0][:, None, None] + bit[1][None, :, None] + bit[2][None, None, :]).reshape(-1)
     keep_o, keep_m = np.nonzero(_FIRST_OF_CLASS[pattern].T)  # order-major, as enumerated
     return (np.concatenate([base_o, orders[keep_o]]), np.concatenate([base_t, mesh[keep_m]]),
             total, np.concatenate([base_t, mesh]), np.concatenate([[0], keep_m + 1]))

@@ -130,8 +130,9 @@ def choose_all(problems: Sequence[Problem]) -> list[Choice]:
     return [c for c in out if c is not None]
 
 
-#: candidates per GEMM evaluated first, whose best bounds the rest (:func:`_search`)
-_FIRST = 16
+#: distinct tile sizes per GEMM (each with its loop orders: ~16 candidates on ResNet-50)
+#: evaluated first, whose best bounds the rest (:func:`_search`)
+_FIRST = 4
 #: the traffic floor's margin below the compulsory bytes, far above float rounding (1e-16)
 _LOOSE = 1.0 - 1e-9
 
@@ -145,11 +146,13 @@ def _search(problems: Sequence[Problem]) -> list[Choice]:
     compulsory traffic (each input read once, each output written once, nothing spilled; x
     ``1 - 1e-9``). The estimate at that traffic floor, by the same formulas (rounding is
     monotone, so it is a lower bound in floating point too), bounds each candidate's
-    objective from below at the cost of a few array operations on ``(n_cand,)`` arrays. The
-    :data:`_FIRST` lowest bounds of each problem are evaluated; every candidate whose bound
-    exceeds the best of them cannot be the minimum, and the rest are evaluated in their
-    order, so the first minimum is the whole enumeration's (``tests/test_search.py``: every
-    mapping equal with ``distinct_candidates=False``, which evaluates all). Applies where
+    objective from below at the cost of a few array operations per distinct tile sizes. The
+    candidates of the :data:`_FIRST` lowest-bound tile sizes of each problem are evaluated;
+    every candidate whose bound exceeds the best of them cannot be the minimum (any
+    evaluated candidates would do: their best is at least the minimum), and the rest are
+    evaluated in their order, so the first minimum is the whole enumeration's
+    (``tests/test_search.py``: every mapping equal with ``distinct_candidates=False``, which
+    evaluates all). Applies where
     every price is finite and non-negative, the bytes finite and the DRAM bandwidth positive,
     to searches of more than ``MappingContext.bound_above`` candidates (the layers searched
     together before a simulation runs them, :func:`simulator.simulation.simulate`) of grids
@@ -279,8 +282,8 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates]) -> list[Ch
         at_floor = Traffic({"ifmap": floor["ifmap"], "filter": floor["filter"],
                             "psum": np.zeros(len(axes[0]))}, floor["ofmap"], {}, {})
         _, _, bound = estimate(every, at_axes, at_floor, port, own)
-        rows = _survivors(bound[mesh_of], [_prunable(p) for p in problems], starts, lengths,
-                          evaluate)
+        rows = _survivors(bound, mesh_of, [_prunable(p) for p in problems], m_starts,
+                          m_lengths, evaluate)
     else:
         rows = np.arange(len(orders))
     tr, lat, energy, objective, at, n_rows = evaluate(rows)
@@ -288,20 +291,22 @@ def _stacked(problems: Sequence[Problem], geos: Sequence[Candidates]) -> list[Ch
             for g, s, b in zip(geos, starts, first_minimum(objective, at, n_rows), strict=True)]
 
 
-def _survivors(bound: np.ndarray, prunable: Sequence[bool], starts: np.ndarray,
-               lengths: np.ndarray, evaluate: Callable[[np.ndarray], tuple[Any, ...]]
-               ) -> np.ndarray:
-    """The candidates whose lower ``bound`` does not exceed the best objective of the
-    :data:`_FIRST` lowest bounds of their problem (:func:`_search`), ascending; every
-    candidate of a problem that is not ``prunable``."""
-    problem = np.repeat(np.arange(len(starts)), lengths)
+def _survivors(bound: np.ndarray, mesh_of: np.ndarray, prunable: Sequence[bool],
+               m_starts: np.ndarray, m_lengths: np.ndarray,
+               evaluate: Callable[[np.ndarray], tuple[Any, ...]]) -> np.ndarray:
+    """The candidates whose lower bound (``bound``: per distinct tile sizes of a problem,
+    ``mesh_of``: each candidate's) does not exceed the best objective of the candidates of
+    their problem's :data:`_FIRST` lowest-bound tile sizes (:func:`_search`), ascending;
+    every candidate of a problem that is not ``prunable``."""
+    problem = np.repeat(np.arange(len(m_starts)), m_lengths)  # per distinct tile sizes
     order = np.lexsort((bound, problem))  # by problem, then bound (ties: enumeration order)
-    first = np.sort(order[np.arange(len(order)) - starts[problem[order]] < _FIRST])
-    *_, objective, at, _ = evaluate(first)
+    picked = np.zeros(len(bound), dtype=bool)
+    picked[order[np.arange(len(order)) - m_starts[problem[order]] < _FIRST]] = True
+    *_, objective, at, _ = evaluate(np.flatnonzero(picked[mesh_of]))
     best = np.minimum.reduceat(objective, at)[problem]
     keep = (bound <= best) | np.isnan(best) | ~np.repeat(np.array(prunable, dtype=bool),
-                                                            lengths)
-    return np.flatnonzero(keep)
+                                                            m_lengths)
+    return np.flatnonzero(keep[mesh_of])
 
 
 def _prunable(p: Problem) -> bool:
