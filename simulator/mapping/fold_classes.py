@@ -6,11 +6,11 @@ sum, and hold the edge chunk): a decode GEMV on an 8x8 array has ~700 k folds in
 such folds. :func:`fold_classes` builds the fold table (:func:`~simulator.mapping.nest.
 fold_table`) of the same nest on a grid whose innermost loop has three iterations (first,
 one middle, last) and gives each row its multiplicity (``n - 2`` for the middle one);
-:func:`build_tiles_classes` then groups the classes into exactly the tiles that
+:func:`build_tiles_segments` then groups the classes into exactly the tiles that
 :func:`~simulator.mapping.tiles.build_tiles` builds from every fold, with per-tile sums in
-closed form (prefix sums over the classes' pieces). Cost: O(classes + tiles), not O(folds).
-:func:`build_tiles_segments` does it for several layers' tables in one pass (the layers a
-simulation maps ahead, :func:`simulator.simulation.simulate`), each getting its own tiles.
+closed form (prefix sums over the classes' pieces), for several layers' tables in one pass
+(the layers a simulation maps ahead, :func:`simulator.simulation.simulate`), each getting its
+own tiles. Cost: O(classes + tiles), not O(folds).
 
 **When it applies** (else the caller uses every fold, the long way): the innermost non-trivial
 loop is either the innermost within-tile loop over a tile's units (each tile's units become
@@ -113,29 +113,20 @@ def _whole_bytes(cum: np.ndarray) -> np.ndarray:
     return np.maximum(np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64), 0)
 
 
-def build_tiles_classes(busy: np.ndarray, loads: Mapping[str, np.ndarray],
-                        stores: np.ndarray, producer: np.ndarray, mult: np.ndarray,
-                        capacity: Mapping[str, float], head: Mapping[str, np.ndarray],
-                        tail: np.ndarray, store_tail: np.ndarray) -> TileSchedule:
-    """:func:`~simulator.mapping.tiles.build_tiles` over fold classes (row ``r`` stands for
-    ``mult[r]`` consecutive identical folds; ``producer``: the row whose stores a row's
-    partial-sum loads read, both single folds), in closed form. The piece rules are that
-    function's, per class; the grouping the same."""
-    return build_tiles_segments(busy, loads, stores, producer, mult,
-                                {b: np.array([c], dtype=np.float64) for b, c in capacity.items()},
-                                head, tail, store_tail, np.array([len(busy)]))[0]
-
-
 def build_tiles_segments(busy: np.ndarray, loads: Mapping[str, np.ndarray],
                          stores: np.ndarray, producer: np.ndarray, mult: np.ndarray,
                          capacity: Mapping[str, np.ndarray], head: Mapping[str, np.ndarray],
                          tail: np.ndarray, store_tail: np.ndarray, rows: np.ndarray
                          ) -> list[TileSchedule]:
-    """:func:`build_tiles_classes` of several layers' class tables at once (``rows[s]`` rows
-    each, one table after another; ``producer`` indexes the stacked rows; ``capacity``: each
-    buffer's room per table): every table gets exactly the tiles it gets alone, since every
-    step is elementwise per row, each table's grouping is its own and its running sums
-    start at its first row (``tests/test_fold_classes.py`` runs both)."""
+    """:func:`~simulator.mapping.tiles.build_tiles` over fold classes (row ``r`` stands for
+    ``mult[r]`` consecutive identical folds; ``producer``: the row whose stores a row's
+    partial-sum loads read, both single folds), in closed form: the piece rules are that
+    function's, per class, the grouping the same. Several layers' class tables at once
+    (``rows[s]`` rows each, one table after another; ``producer`` indexes the stacked rows;
+    ``capacity``: each buffer's tile room per table): every table gets exactly the tiles it
+    gets alone, since every step is elementwise per row, each table's grouping is its own and
+    its running sums start at its first row (``tests/test_fold_classes.py`` runs both, and
+    classes against every fold)."""
     seg_lo = np.concatenate([[0], np.cumsum(rows)[:-1]]).astype(np.int64)
     margin = {"ifmap": 1.0, "filter": 1.0, "ofmap": 2.0}
     cap_s = {b: np.where(capacity[b] > 2 * margin[b], capacity[b] - margin[b], capacity[b])
