@@ -323,6 +323,13 @@ def simulate(arch: ArchConfig, workload: Workload,
                   preload=_preload(sum(plan.preload_bytes), acc, table))
 
 
+#: tiles of the layers mapped ahead that :func:`_search_ahead` holds at most (then the rest
+#: map themselves when they run; ~9 arrays of 8 bytes per tile: ~75 MB), and how many
+#: layers it maps in one call
+AHEAD_TILES = 1 << 20
+_AHEAD_CHUNK = 64
+
+
 def _search_ahead(plan: _Residency) -> None:
     """Run the tiling searches of the network's distinct GEMMs in one stacked pass
     (:func:`~simulator.mapping.search.choose_all`) before the layers run, into the memo each
@@ -372,12 +379,18 @@ def _search_ahead(plan: _Residency) -> None:
             planned.append((k, gemm, unit_ctx))
     if len(planned) > 1:
         choose_all([g.problem for _, g, _ in planned])
-    try:
-        mapped = finish([g for _, g, _ in planned])
-    except SimulatorError:  # raised again, in layer order, when the layer is mapped
-        return
-    for (k, _, unit_ctx), m in zip(planned, mapped, strict=True):
-        plan.mapped[k] = _strip_resident(m, unit_ctx)
+    kept = 0  # tiles of the mappings held for their layers (bounded: AHEAD_TILES)
+    for lo in range(0, len(planned), _AHEAD_CHUNK):
+        part = planned[lo:lo + _AHEAD_CHUNK]
+        try:
+            mapped = finish([g for _, g, _ in part])
+        except SimulatorError:  # raised again, in layer order, when the layer is mapped
+            return
+        for (k, _, unit_ctx), m in zip(part, mapped, strict=True):
+            plan.mapped[k] = _strip_resident(m, unit_ctx)
+            kept += m.tiles.n_tiles
+        if kept > AHEAD_TILES:  # the rest map themselves when they run
+            return
 
 
 def _preload(nbytes: int, acc: Accelerator, table: EnergyTable) -> Preload:

@@ -102,8 +102,8 @@ def test_spilled_partial_sums_keep_their_order(repo):
 @given(cases(), st.lists(st.tuples(st.integers(1, 90), st.integers(1, 90), st.integers(1, 90),
                                    st.sampled_from([1, 1, 3]), st.booleans(), st.booleans(),
                                    st.sampled_from([1.0, 0.5, 0.05])),
-                         min_size=1, max_size=5))
-def test_many_layers_at_once_equal_one_at_a_time(case, shapes):
+                         min_size=1, max_size=5), st.sampled_from([1, 400, 1 << 18]))
+def test_many_layers_at_once_equal_one_at_a_time(case, shapes, max_folds):
     """map_planned_all (the tiles of every layer's fold classes built in one call, each with
     its own buffer room, residency and groups) equals mapping each layer alone."""
     arch, _ = case
@@ -120,7 +120,7 @@ def test_many_layers_at_once_equal_one_at_a_time(case, shapes):
                                   keep_output=keep, buffers=views)
         plans.append(plan_gemm(layer, acc.pe_array, acc.buffers, 0, ctx))
         alone.append(acc.pe_array.map_layer(layer, acc.buffers, 0, ctx))
-    together = map_planned_all(plans)
+    together = map_planned_all(plans, max_folds)  # in calls of at most max_folds folds
     assert len(together) == len(alone)
     for fast, slow in zip(together, alone, strict=True):
         assert_same_mapping(acc, fast, slow)

@@ -13,7 +13,7 @@ from conftest import arch_dict, make_layer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from simulator import parse_arch, simulate
+from simulator import parse_arch, simulate, simulation
 from simulator.memo import LayerCache, MaskHashes, layer_key
 from simulator.workload.layer import Layer, Operand, Workload
 
@@ -138,3 +138,17 @@ def test_the_context_key_covers_every_field_of_a_buffer_view() -> None:
         changed = dataclasses.replace(view, **{f.name: getattr(view, f.name) + 1})
         keys.add(context_key(MappingContext(params=MappingParams(), buffers={"ifmap": changed})))
     assert len(keys) == 1 + len(dataclasses.fields(BufferView))
+
+
+@settings(max_examples=15, deadline=None)
+@given(archs(), networks(), st.sampled_from([0, 1, 20]))
+def test_a_bounded_map_ahead_changes_nothing(arch, wl, budget):
+    """With the tiles held ahead bounded (``AHEAD_TILES``: the layers past it map themselves
+    when they run), every row is still the long way's."""
+    real = simulation.AHEAD_TILES, simulation._AHEAD_CHUNK
+    simulation.AHEAD_TILES, simulation._AHEAD_CHUNK = budget, 1  # one layer per call
+    try:
+        bounded = simulate(arch, wl)
+    finally:
+        simulation.AHEAD_TILES, simulation._AHEAD_CHUNK = real
+    same(bounded, simulate(arch, wl, memo=False))

@@ -183,29 +183,54 @@ def map_planned(plan: GemmPlan) -> LayerMapping:
     return map_planned_all([plan])[0]
 
 
-def map_planned_all(plans: Sequence[GemmPlan]) -> list[LayerMapping]:
+#: folds whose tiles :func:`map_planned_all` builds in one call at most (a larger layer
+#: alone): bounds its stacked arrays, per class row and per tile (a layer's tiles are at most
+#: its folds' pieces), near one large layer's own
+MAX_BATCH_FOLDS = 1 << 18
+
+
+def map_planned_all(plans: Sequence[GemmPlan], max_folds: int = MAX_BATCH_FOLDS
+                    ) -> list[LayerMapping]:
     """:func:`map_planned` of each plan, the tiles of those built from fold classes grouped
-    in one call for all (:func:`~simulator.mapping.fold_classes.build_tiles_segments`:
-    each gets exactly its own tiles)."""
-    staged = [_stage(plan, choice) for plan, choice in
-              zip(plans, choose_all([plan.problem for plan in plans]), strict=True)]
+    in as few calls as ``max_folds`` folds allow
+    (:func:`~simulator.mapping.fold_classes.build_tiles_segments`: each gets exactly its own
+    tiles)."""
+    out: list[LayerMapping] = []
+    pending: list[_Staged] = []
+    folds = 0
+    for plan, choice in zip(plans, choose_all([plan.problem for plan in plans]), strict=True):
+        staged = _stage(plan, choice)
+        n = 0 if staged.rows is None else int(staged.rows["mult"].sum())
+        if pending and folds + n > max_folds:
+            _build(pending)
+            out += [_finish(x) for x in pending]
+            pending, folds = [], 0
+        pending.append(staged)
+        folds += n
+    _build(pending)
+    return out + [_finish(x) for x in pending]
+
+
+def _build(staged: Sequence[_Staged]) -> None:
+    """The tiles of every staged GEMM that has class rows, in one call."""
     batch = [s for s in staged if s.rows is not None]
-    if batch:
-        rows = [s.rows for s in batch if s.rows is not None]
-        lengths = np.array([len(r["busy"]) for r in rows])
-        shift = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-        cat = {k: np.concatenate([r[k] for r in rows]) for k in rows[0] if k != "producer"}
-        producer = np.concatenate([np.where(r["producer"] >= 0, r["producer"] + o, -1)
-                                   for r, o in zip(rows, shift.tolist(), strict=True)])
-        ops = ("ifmap", "filter", "psum")
-        built = build_tiles_segments(
-            cat["busy"], {op: cat[op] for op in ops}, cat["stores"], producer, cat["mult"],
-            {b: np.array([s.capacity[b] for s in batch], dtype=np.float64)
-             for b in ("ifmap", "filter", "ofmap")},
-            {op: cat[f"head_{op}"] for op in ops}, cat["tail"], cat["store_tail"], lengths)
-        for s, t in zip(batch, built, strict=True):
-            s.tiles = t
-    return [_finish(s) for s in staged]
+    if not batch:
+        return
+    rows = [s.rows for s in batch if s.rows is not None]
+    lengths = np.array([len(r["busy"]) for r in rows])
+    shift = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    cat = {k: np.concatenate([r[k] for r in rows]) for k in rows[0] if k != "producer"}
+    producer = np.concatenate([np.where(r["producer"] >= 0, r["producer"] + o, -1)
+                               for r, o in zip(rows, shift.tolist(), strict=True)])
+    ops = ("ifmap", "filter", "psum")
+    built = build_tiles_segments(
+        cat["busy"], {op: cat[op] for op in ops}, cat["stores"], producer, cat["mult"],
+        {b: np.array([s.capacity[b] for s in batch], dtype=np.float64)
+         for b in ("ifmap", "filter", "ofmap")},
+        {op: cat[f"head_{op}"] for op in ops}, cat["tail"], cat["store_tail"], lengths)
+    for s, t in zip(batch, built, strict=True):
+        s.tiles = t
+        s.rows = None
 
 
 @dataclass(slots=True)
