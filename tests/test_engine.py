@@ -228,6 +228,14 @@ def test_spilled_partial_sums_are_read_after_they_are_written():
     assert free.total_cycles == 8
 
 
+@pytest.mark.parametrize("after", [[-1, 1], [1, -1], [-2, -1], [0, 0]])
+def test_a_tile_waiting_on_itself_or_a_later_one_is_refused(after):
+    """A dependency on the tile itself or a later one would leave the engine waiting
+    forever; the schedule refuses it when built."""
+    with pytest.raises(ValueError, match="psum_after must name an earlier tile"):
+        tiles([2, 2], psums=[4, 4], stores=[4, 4], after=after)
+
+
 def test_event_order_per_tile():
     log: list = []
     run_tiles(tiles([3, 1, 4, 1, 5], [9, 2, 6, 5, 3], [5, 8, 9, 7, 9]), dram(3, latency=2),

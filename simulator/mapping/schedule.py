@@ -78,6 +78,9 @@ class TileSchedule:
             arr = getattr(self, f.name)
             if len(arr) != n:
                 raise ValueError(f"TileSchedule.{f.name} has {len(arr)} entries, busy_cycles {n}")
+        after = self.psum_after
+        if n and ((after < -1) | (after >= np.arange(n))).any():  # the engine would wait forever
+            raise ValueError("TileSchedule.psum_after must name an earlier tile or be -1")
 
     @property
     def n_tiles(self) -> int:
