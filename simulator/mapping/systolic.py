@@ -263,13 +263,18 @@ def _stage(plan: GemmPlan, choice: Choice) -> _Staged:
     bufs, port_bits, ports, base, lanes = plan.bufs, plan.port_bits, plan.ports, plan.base, \
         plan.lanes
 
+
+    def per_group(a: np.ndarray) -> np.ndarray:
+        """``a`` once per group (the array itself for one group: none is written to)."""
+        return a if g == 1 else np.tile(a, g)
+
     skipping = sv is not None and (sv.skip_act is not None or sv.skip_weight is not None)
     by_class = ctx.fold_classes and not skipping and p.filter_cycles is None
     classes = fold_classes(grid, choice.nest, choice.storage, nbytes) if by_class else None
     ft, mult = classes if classes is not None else (
         fold_table(grid, choice.nest, choice.storage, nbytes), None)
     w = mult if mult is not None else np.ones(ft.n_folds, dtype=np.int64)  # folds per row
-    wg = np.tile(w, g)
+    wg = per_group(w)
     ext = ft.extent
     if p.filter_cycles is None:
         fold_c = base + ext[df.stream] * scale
@@ -300,16 +305,16 @@ def _stage(plan: GemmPlan, choice: Choice) -> _Staged:
         closed = (base + work[sel] * scale).reshape(-1)
         imbalance = float(work.sum() / mean.sum()) if mean.sum() > 0 else 1.0
     else:
-        closed = np.tile(fold_c, g)
+        closed = per_group(fold_c)
     if len(closed) != g * ft.n_folds:
         raise AssertionError(f"layer {layer.name!r}: {len(closed)} fold cycles for "
                              f"{g * ft.n_folds} folds")
-    busy = np.maximum(closed, np.tile(port_c, g))
+    busy = np.maximum(closed, per_group(port_c))
     compute = max(int((closed * wg).sum()) - 1, 1)
     if (busy * wg).sum() > 1:  # SCALE-Sim counts from zero: a layer takes folds * fold - 1 cycles
         busy[-1] -= 1   # (except a one-cycle layer, which SCALE-Sim divides by zero on)
     offsets = np.repeat(np.arange(g) * ft.n_folds, ft.n_folds)
-    prod = np.tile(ft.producer, g)
+    prod = per_group(ft.producer)
     # streaming inside a fold: operands spanning the streamed dimension arrive step by step
     # (a fold needs their first step and its stationary slices to start); its outputs leave
     # a row at a time (ws, is: one per stream step; os: the array drains its rows one per
@@ -322,17 +327,17 @@ def _stage(plan: GemmPlan, choice: Choice) -> _Staged:
             "filter": ft.loads["filter"] * share["filter"],
             "psum": ft.loads["psum"] * share["ofmap"]}
     tail = np.minimum(busy, base + math.ceil(est_scale))
-    loads = {k: np.tile(v, g) for k, v in ft.loads.items()}
+    loads = {k: per_group(v) for k, v in ft.loads.items()}
     capacity = {op: bufs[op].tile_bytes for op in elems}
-    heads = {k: np.tile(v, g) for k, v in head.items()}
-    store_tail = np.tile(ft.stores * share["ofmap"], g)
+    heads = {k: per_group(v) for k, v in head.items()}
+    store_tail = per_group(ft.stores * share["ofmap"])
     staged = _Staged(plan, choice, ft, w, reads_o, compute, imbalance)
     if not by_class:  # fold by fold, the long way
-        staged.tiles = build_tiles(busy, loads, np.tile(ft.stores, g),
+        staged.tiles = build_tiles(busy, loads, per_group(ft.stores),
                                    np.where(prod >= 0, prod + offsets, -1), capacity,
                                    head=heads, tail=tail, store_tail=store_tail)
         return staged
-    staged.rows = {"busy": busy, **loads, "stores": np.tile(ft.stores, g),
+    staged.rows = {"busy": busy, **loads, "stores": per_group(ft.stores),
                    "producer": np.where(prod >= 0, prod + offsets, -1), "mult": wg,
                    **{f"head_{k}": v for k, v in heads.items()}, "tail": tail,
                    "store_tail": store_tail}
