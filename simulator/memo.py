@@ -97,6 +97,22 @@ def layer_key(layer: Layer, hashes: MaskHashes | None = None,
             tuple(sorted((k, repr(v)) for k, v in layer.dims.items())))
 
 
+class LayerKeys:
+    """:func:`layer_key` of each layer object once per simulation (by identity, like
+    :class:`MaskHashes`: the walk ahead and the run key the same layers)."""
+
+    def __init__(self) -> None:
+        self._by_id: dict[int, tuple[Layer, bool, tuple[Any, ...]]] = {}
+
+    def of(self, layer: Layer, hashes: MaskHashes, by_name: bool) -> tuple[Any, ...]:
+        hit = self._by_id.get(id(layer))
+        if hit is not None and hit[0] is layer and hit[1] == by_name:
+            return hit[2]
+        out = layer_key(layer, hashes, by_name)
+        self._by_id[id(layer)] = (layer, by_name, out)
+        return out
+
+
 def context_key(ctx: MappingContext) -> tuple[Any, ...]:
     """The per-layer part of a mapping context (the options and prices are in the base)."""
     views = None if ctx.buffers is None else tuple(  # a BufferView's fields (no astuple copy)
@@ -107,11 +123,14 @@ def context_key(ctx: MappingContext) -> tuple[Any, ...]:
 
 
 def key(base: str, layer: Layer, ctx: MappingContext, pin: bool, hashes: MaskHashes,
-        by_name: bool = False, ctx_key: tuple[Any, ...] | None = None) -> tuple[Any, ...]:
+        by_name: bool = False, ctx_key: tuple[Any, ...] | None = None,
+        layers: LayerKeys | None = None) -> tuple[Any, ...]:
     """The memo key of one layer in one context (``pin``: mapped with its weights pinned;
-    ``ctx_key``: ``context_key(ctx)`` if the caller has it)."""
-    return (base, layer_key(layer, hashes, by_name),
-            context_key(ctx) if ctx_key is None else ctx_key, pin)
+    ``ctx_key``: ``context_key(ctx)`` if the caller has it; ``layers``: layer keys already
+    derived)."""
+    lk = layer_key(layer, hashes, by_name) if layers is None else layers.of(layer, hashes,
+                                                                             by_name)
+    return (base, lk, context_key(ctx) if ctx_key is None else ctx_key, pin)
 
 
 def base_key(arch_text: str, ctx: MappingContext, seed: int) -> str:

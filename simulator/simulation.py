@@ -41,7 +41,15 @@ from simulator.errors import SimulatorError
 from simulator.mapping.options import BufferView, MappingContext, MappingCosts, SharedMemo
 from simulator.mapping.schedule import MAX_TILES, LayerMapping, check_size
 from simulator.mapping.search import choose_all
-from simulator.memo import LayerCache, MaskHashes, Outcome, base_key, context_key, renamed
+from simulator.memo import (
+    LayerCache,
+    LayerKeys,
+    MaskHashes,
+    Outcome,
+    base_key,
+    context_key,
+    renamed,
+)
 from simulator.memo import key as memo_key
 from simulator.report import LayerResult, Preload, Report
 from simulator.workload.layer import Layer, Workload
@@ -170,6 +178,7 @@ class _Residency:
     cache: LayerCache | None = None
     base_key: str = ""
     hashes: MaskHashes = field(default_factory=MaskHashes)
+    layer_keys: LayerKeys = field(default_factory=LayerKeys)
     named: frozenset[str] = frozenset()
     #: layers mapped ahead (:func:`_search_ahead`), by memo key, each used once
     mapped: dict[object, LayerMapping] = field(default_factory=dict)
@@ -238,7 +247,7 @@ class _Residency:
         k = None
         if self.cache is not None:
             k = memo_key(self.base_key, layer, ctx, pin, self.hashes,
-                         by_name=layer.name in self.named)
+                         by_name=layer.name in self.named, layers=self.layer_keys)
             hit = self.cache.get(k)
             if hit is not None and (hit.result is not None or hit.weight_bytes > room):
                 return hit if hit.weight_bytes <= room else Outcome(None, hit.weight_bytes,
@@ -369,7 +378,7 @@ def _search_ahead(plan: _Residency) -> None:
             ctx = fixed[0]
         k = memo_key(plan.base_key, layer, ctx, False, plan.hashes,
                      by_name=layer.name in plan.named,
-                     ctx_key=fixed[1] if fixed is not None else None)
+                     ctx_key=fixed[1] if fixed is not None else None, layers=plan.layer_keys)
         if k in seen or k in plan.cache:
             continue
         seen.add(k)

@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from simulator import parse_arch, simulate, simulation
-from simulator.memo import LayerCache, MaskHashes, layer_key
+from simulator.memo import LayerCache, LayerKeys, MaskHashes, layer_key
 from simulator.workload.layer import Layer, Operand, Workload
 
 FAST = settings(max_examples=40, deadline=None)
@@ -152,3 +152,13 @@ def test_a_bounded_map_ahead_changes_nothing(arch, wl, budget):
     finally:
         simulation.AHEAD_TILES, simulation._AHEAD_CHUNK = real
     same(bounded, simulate(arch, wl, memo=False))
+
+
+def test_layer_keys_are_layer_key_per_object_and_name_rule() -> None:
+    """The per-call cache of layer keys gives layer_key's value, for each object and each
+    ``by_name`` (a cached key without the name is never served for one with it)."""
+    keys, hashes = LayerKeys(), MaskHashes()
+    a, b = make_layer(8, 4, 2, name="a"), make_layer(8, 4, 2, name="b")
+    assert keys.of(a, hashes, False) == layer_key(a) == layer_key(b) == keys.of(b, hashes, False)
+    assert keys.of(a, hashes, True) == layer_key(a, by_name=True) != keys.of(b, hashes, True)
+    assert keys.of(a, hashes, False) == layer_key(a)
