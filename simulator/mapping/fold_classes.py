@@ -33,7 +33,7 @@ import numpy as np
 
 from simulator.mapping.nest import DIMS, Axis, FoldTable, Grid, Nest, OperandBytes, Storage
 from simulator.mapping.nest import fold_table as full_fold_table
-from simulator.mapping.schedule import TileSchedule, union_sorted
+from simulator.mapping.schedule import TileSchedule, union_sorted, whole_up_to
 from simulator.mapping.tiles import TARGET_TILES
 
 #: Fewest iterations of the innermost loop for which classes are worth building.
@@ -105,12 +105,6 @@ def _within_classes(grid: Grid, nest: Nest, storage: Mapping[str, Storage],
                          storage, nbytes)
     mult = mid_count.astype(np.int64)[ft.unit[d]]
     return (ft, mult) if _raw_ok(ft, mult, d) else None
-
-
-def _whole_bytes(cum: np.ndarray) -> np.ndarray:
-    """:func:`~simulator.mapping.schedule.to_int`'s rounding of running sums themselves:
-    whole bytes (or cycles) up to each one."""
-    return np.maximum(np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64), 0)
 
 
 def build_tiles_segments(busy: np.ndarray, loads: Mapping[str, np.ndarray],
@@ -248,7 +242,7 @@ def build_tiles_segments(busy: np.ndarray, loads: Mapping[str, np.ndarray],
                 before[lo + 1:lo + n] = np.cumsum(per[lo:lo + n - 1])
         cum = before[row] + whole_folds * fold_sum[row] + within
         ints[k] = (cum[n_t:] - cum[:n_t]).astype(np.int64) if k == "busy" else \
-            _whole_bytes(cum[n_t:]) - _whole_bytes(cum[:n_t])
+            whole_up_to(cum[n_t:]) - whole_up_to(cum[:n_t])
     all_loads = ints["ifmap"] + ints["filter"] + ints["psum"]
     # the first piece of every tile and its last (one call for both)
     last_idx = stops - 1

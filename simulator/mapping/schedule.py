@@ -151,9 +151,13 @@ def to_int(values: np.ndarray) -> np.ndarray:
     (packed sub-byte data still occupies whole bytes), so the total is ``ceil(sum)`` and no
     entry's rounding accumulates. A tolerance of ``1e-9`` plus ``1e-10`` of the running sum
     absorbs the float noise of long exact sums."""
-    cum = np.cumsum(values, dtype=np.float64)
-    cum = np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64)
-    return np.diff(np.maximum(cum, 0), prepend=0)
+    return np.diff(whole_up_to(np.cumsum(values, dtype=np.float64)), prepend=0)
+
+
+def whole_up_to(cum: np.ndarray) -> np.ndarray:
+    """:func:`to_int`'s rounding of running sums themselves: whole bytes (or cycles) up to
+    each one."""
+    return np.maximum(np.ceil(cum - 1e-9 - 1e-10 * np.abs(cum)).astype(np.int64), 0)
 
 
 def union_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
